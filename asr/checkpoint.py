@@ -1,0 +1,108 @@
+"""Save and load packaged models and training checkpoints without pickled code.
+
+Everything written here is tensors and plain Python values (dicts, lists,
+strings, numbers), so it loads with ``torch.load(..., weights_only=True)``,
+which refuses arbitrary pickled objects. Writes go to a temporary file in the
+same folder and are renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asr.config import dataclass_from_dict
+from asr.errors import AsrError
+from asr.features import FeatureConfig, LogMel
+from asr.model import AcousticModel, ModelConfig
+from asr.text import CharTokenizer
+
+MODEL_FORMAT = "asr-model-1"
+MODEL_FILENAME = "model.pt"
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(obj, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True``; a file that needs unpickling code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise AsrError(f"{path}: refused to load: not a plain-tensor checkpoint ({first_line})") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise AsrError(f"{path}: cannot read checkpoint ({err})") from None
+
+
+class PackagedModel:
+    """A loaded model with everything needed to run it: features, tokenizer, network."""
+
+    def __init__(self, network: AcousticModel, tokenizer: CharTokenizer, metadata: dict[str, Any]):
+        self.network = network.eval()
+        self.tokenizer = tokenizer
+        self.log_mel = LogMel(network.feature_config)
+        self.metadata = metadata
+
+    @property
+    def sample_rate(self) -> int:
+        return self.network.feature_config.sample_rate
+
+
+def package(network: AcousticModel, tokenizer: CharTokenizer, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The packaged-model dictionary: weights, configs, vocabulary, provenance."""
+    from dataclasses import asdict
+
+    return {
+        "format": MODEL_FORMAT,
+        "feature_config": asdict(network.feature_config),
+        "model_config": asdict(network.config),
+        "vocabulary": list(tokenizer.vocabulary),
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+        "metadata": metadata,
+    }
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A model file, or an experiment directory holding ``model.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILENAME
+    if not path.is_file():
+        raise AsrError(f"{path}: no such model (give a model.pt file or an experiment directory)")
+    return path
+
+
+def load_model(path: str | Path) -> PackagedModel:
+    """Load a packaged model from a file or experiment directory, safely."""
+    path = resolve_model_path(path)
+    data = safe_load(path)
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        raise AsrError(f"{path}: not an asr packaged model (expected format {MODEL_FORMAT!r})")
+    features = dataclass_from_dict(FeatureConfig, data["feature_config"], f"{path} feature_config")
+    config = dataclass_from_dict(ModelConfig, data["model_config"], f"{path} model_config")
+    tokenizer = CharTokenizer(data["vocabulary"])
+    network = AcousticModel(len(tokenizer), features, config)
+    network.load_state_dict(data["state_dict"])
+    return PackagedModel(network, tokenizer, data.get("metadata", {}))

@@ -1,0 +1,39 @@
+"""Corpus preparation: a corpus' own directory layout -> JSON-lines manifests.
+
+Each corpus module has ``prepare(src, **options) -> dict[split, list[Utterance]]``
+and a ``DOWNLOAD_URL`` (or ``None`` when it cannot be fetched automatically).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from asr.corpora import an4, fsdd, ljspeech, yesno
+from asr.data import Utterance, write_manifest
+from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
+
+CORPORA = {"yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech}
+
+
+def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> dict[str, int]:
+    """Write ``<split>.jsonl`` for every non-empty split into ``out``; returns counts per split."""
+    if name not in CORPORA:
+        raise AsrError(f"unknown corpus {name!r} (known: {', '.join(sorted(CORPORA))})")
+    src = Path(src)
+    if not src.is_dir():
+        raise AsrError(f"{src}: corpus folder does not exist")
+    splits: dict[str, list[Utterance]] = CORPORA[name].prepare(src, **options)
+    out = Path(out)
+    counts = {}
+    for split, utterances in splits.items():
+        if not utterances:
+            log.warning("%s: split %r has no audio here; no %s.jsonl written", name, split, split)
+            continue
+        write_manifest(out / f"{split}.jsonl", utterances)
+        counts[split] = len(utterances)
+    if not counts:
+        raise AsrError(f"{src}: found no audio in the layout of corpus {name!r}")
+    return counts

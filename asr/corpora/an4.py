@@ -1,0 +1,74 @@
+"""CMU AN4: ``etc/an4_{train,test}.{transcription,fileids}``, audio under ``wav/``.
+
+Transcription lines read ``TEXT (utt-id)``, sometimes wrapped in ``<s> ... </s>``.
+Audio may be ``.wav`` (16 kHz) or the original ``.sph``/``.raw``; only files
+soundfile can read are used. Dev: the training utterances of every 10th speaker
+in sorted order (speakers unseen in training). Test: the corpus' test list.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asr.audio import audio_duration
+from asr.corpora.common import warn_missing
+from asr.data import Utterance
+from asr.errors import AsrError
+
+DOWNLOAD_URL = None  # the CMU tarball holds raw/SPHERE audio; point --src at a converted copy
+LINE = re.compile(r"^(?:<s>)?\s*(.*?)\s*(?:</s>)?\s*\(([^()]+)\)\s*$")
+DEV_SPEAKER_STRIDE = 10
+
+
+def _read_list(src: Path, part: str) -> list[tuple[str, str]]:
+    """(relative audio path without extension, text) pairs of ``an4_<part>``."""
+    transcription = src / "etc" / f"an4_{part}.transcription"
+    fileids = src / "etc" / f"an4_{part}.fileids"
+    if not transcription.is_file() or not fileids.is_file():
+        raise AsrError(f"{src}: missing {transcription.name} or {fileids.name} under etc/")
+    paths = [line.strip() for line in fileids.read_text().splitlines() if line.strip()]
+    texts = {}
+    for number, line in enumerate(transcription.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = LINE.match(line.strip())
+        if not match:
+            raise AsrError(f"{transcription}:{number}: expected 'TEXT (utt-id)', got {line!r}")
+        texts[match.group(2)] = match.group(1)
+    pairs = []
+    for relative in paths:
+        utt_id = Path(relative).name
+        if utt_id not in texts:
+            raise AsrError(f"{fileids}: {utt_id} has no line in {transcription.name}")
+        pairs.append((relative, texts[utt_id]))
+    return pairs
+
+
+def prepare(src: Path) -> dict[str, list[Utterance]]:
+    splits: dict[str, list[Utterance]] = {}
+    for part in ("train", "test"):
+        utterances, missing = [], []
+        for relative, text in _read_list(src, part):
+            audio = src / "wav" / f"{relative}.wav"
+            if not audio.is_file():
+                missing.append(str(audio))
+                continue
+            utterances.append(
+                Utterance(
+                    audio_filepath=str(audio.resolve()),
+                    text=text,
+                    duration=round(audio_duration(audio), 4),
+                    speaker=Path(relative).parent.name,
+                    id=Path(relative).name,
+                )
+            )
+        warn_missing(f"an4 {part}", missing)
+        splits[part] = utterances
+    speakers = sorted({u.speaker for u in splits["train"]})
+    dev_speakers = set(speakers[DEV_SPEAKER_STRIDE - 1 :: DEV_SPEAKER_STRIDE])
+    return {
+        "train": [u for u in splits["train"] if u.speaker not in dev_speakers],
+        "dev": [u for u in splits["train"] if u.speaker in dev_speakers],
+        "test": splits["test"],
+    }

@@ -1,0 +1,67 @@
+"""Fetch a corpus archive over HTTP(S) and unpack it safely."""
+
+from __future__ import annotations
+
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr.errors import AsrError
+
+
+def download(url: str, destination: Path, progress: bool = True) -> Path:
+    """Download ``url`` to ``destination`` (skipped when it already exists), via a temporary file."""
+    if destination.is_file():
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as err:
+        partial.unlink(missing_ok=True)
+        raise AsrError(f"cannot download {url}: {err}") from None
+    partial.replace(destination)
+    return destination
+
+
+def extract(archive: Path, out_dir: Path) -> None:
+    """Unpack a .tar(.gz/.bz2/.xz) or .zip archive into ``out_dir``, refusing unsafe paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zipped:
+                for name in zipped.namelist():
+                    if Path(name).is_absolute() or ".." in Path(name).parts:
+                        raise AsrError(f"{archive}: unsafe path {name!r} in archive")
+                zipped.extractall(out_dir)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(out_dir, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise AsrError(f"{archive}: cannot unpack ({err})") from None
+
+
+def fetch(url: str, out_dir: str | Path, progress: bool = True) -> Path:
+    """Download and unpack ``url`` into ``out_dir``; a second call reuses the unpacked copy.
+
+    Returns the corpus root: the single top-level folder of the archive, if it has one.
+    """
+    out_dir = Path(out_dir)
+    marker = out_dir / ".complete"
+    if not marker.is_file():
+        archive_name = url.rstrip("/").split("/")[-1] or "corpus.tar.gz"
+        archive = download(url, out_dir.parent / f"{out_dir.name}-{archive_name}", progress)
+        extract(archive, out_dir)
+        marker.write_text(url + "\n")
+        archive.unlink()
+    entries = [p for p in out_dir.iterdir() if p.name != marker.name]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else out_dir

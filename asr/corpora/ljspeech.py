@@ -1,0 +1,74 @@
+"""LJ Speech 1.1: ``LJSpeech-1.1/metadata.csv`` (``id|raw|normalized``), audio in ``wavs/<id>.wav``.
+
+Whole chapters are held out: a chapter is the id prefix (``LJ003`` in
+``LJ003-0042``). ``dev_chapters``/``test_chapters`` choose them; by default the
+last chapter with audio is the test set and the one before it the dev set.
+When audio covers fewer than three chapters (a partial copy), the last chapter
+is cut in two contiguous halves, the first for dev and the second for test, so
+no dev or test passage is ever heard in training. The normalized column is the transcript.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from asr.audio import audio_duration
+from asr.corpora.common import warn_missing
+from asr.data import Utterance
+from asr.errors import AsrError
+
+DOWNLOAD_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+
+
+def read_metadata(src: Path) -> list[tuple[str, str]]:
+    """(clip id, normalized text) for every line of ``metadata.csv``."""
+    root = src / "LJSpeech-1.1" if (src / "LJSpeech-1.1").is_dir() else src
+    metadata = root / "metadata.csv"
+    if not metadata.is_file():
+        raise AsrError(f"{src}: no LJSpeech-1.1/metadata.csv")
+    rows = []
+    with metadata.open(encoding="utf-8", newline="") as lines:
+        for number, row in enumerate(csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE), start=1):
+            if len(row) != 3:
+                raise AsrError(f"{metadata}:{number}: expected 'id|raw|normalized', got {len(row)} fields")
+            rows.append((row[0], row[2]))
+    return rows
+
+
+def chapter(utt: Utterance) -> str:
+    """``LJ003`` for clip ``LJ003-0042``."""
+    return utt.id.split("-")[0]
+
+
+def prepare(
+    src: Path, dev_chapters: list[str] | None = None, test_chapters: list[str] | None = None
+) -> dict[str, list[Utterance]]:
+    root = src / "LJSpeech-1.1" if (src / "LJSpeech-1.1").is_dir() else src
+    utterances, missing = [], []
+    for clip_id, text in read_metadata(src):
+        audio = root / "wavs" / f"{clip_id}.wav"
+        if not audio.is_file():
+            missing.append(str(audio))
+            continue
+        utterances.append(
+            Utterance(str(audio.resolve()), text, round(audio_duration(audio), 4), "LJ", clip_id)
+        )
+    warn_missing("ljspeech", missing)
+    chapters = sorted({chapter(u) for u in utterances})
+    if dev_chapters is None and test_chapters is None and len(chapters) < 3:
+        last = [u for u in utterances if chapter(u) == chapters[-1]]
+        half = len(last) // 2
+        held = {u.id for u in last}
+        return {
+            "train": [u for u in utterances if u.id not in held],
+            "dev": last[:half],
+            "test": last[half:],
+        }
+    test = set(test_chapters or chapters[-1:])
+    dev = set(dev_chapters or chapters[-2:-1])
+    return {
+        "train": [u for u in utterances if chapter(u) not in test | dev],
+        "dev": [u for u in utterances if chapter(u) in dev],
+        "test": [u for u in utterances if chapter(u) in test],
+    }

@@ -1,0 +1,62 @@
+"""Read a TOML experiment config into typed dataclasses, rejecting unknown keys.
+
+A config has one table per concern::
+
+    [features]   -> asr.features.FeatureConfig
+    [augment]    -> asr.augment.AugmentConfig
+    [model]      -> asr.model.ModelConfig
+    [train]      -> asr.train.TrainConfig
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asr.augment import AugmentConfig
+from asr.config import dataclass_from_dict
+from asr.errors import ConfigError
+from asr.features import FeatureConfig
+from asr.model import ModelConfig
+from asr.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)  # audio -> log-mel
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training-time perturbation
+    model: ModelConfig = field(default_factory=ModelConfig)  # acoustic model shape
+    train: TrainConfig = field(default_factory=TrainConfig)  # optimisation and schedule
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from nested dicts (e.g. a parsed TOML file)."""
+    sections = {f.name: f.type for f in dataclasses.fields(ExperimentConfig)}
+    hints = typing.get_type_hints(ExperimentConfig)
+    unknown = set(data) - set(sections)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section(s) {sorted(unknown)} (known: {sorted(sections)})"
+        )
+    parts = {
+        name: dataclass_from_dict(hints[name], data[name], f"{where} [{name}]")
+        for name in sections
+        if name in data
+    }
+    return ExperimentConfig(**parts)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Parse a TOML file into an :class:`ExperimentConfig`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML ({err})") from None
+    return config_from_dict(data, where=str(path))

@@ -1,0 +1,77 @@
+# Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
+# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS), then sources this file.
+#
+#   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 evaluate, 4 transcribe)
+#   --src DIR                    an existing copy of the corpus (skips the download)
+#   --url URL                    download the corpus archive from URL instead of its public address
+#   --data DIR                   where manifests go (default data/$CORPUS)
+#   --exp DIR                    experiment folder (default exp/$CORPUS); the model ends at DIR/model.pt
+#   --config FILE                training config (default: conf.toml beside run.sh)
+#   --python EXE                 interpreter with asr installed (default: python3)
+set -euo pipefail
+
+RECIPE_DIR=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
+stage=0
+stop_stage=4
+src=""
+url=""
+data="data/$CORPUS"
+exp="exp/$CORPUS"
+config="$RECIPE_DIR/conf.toml"
+python="${PYTHON:-python3}"
+TEST_SPLIT=${TEST_SPLIT:-test}
+DEV_SPLIT=${DEV_SPLIT:-dev}
+PREPARE_ARGS=${PREPARE_ARGS:-}
+
+usage() { sed -n '2,12p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
+    --src) src=$2; shift 2 ;;
+    --url) url=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --python) python=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option: $1" >&2; usage 2 ;;
+  esac
+done
+
+asr() { "$python" -m asr "$@"; }
+log() { echo "== $CORPUS stage $*" >&2; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if [ -z "$src" ]; then
+  src_file="$data/.src"
+  if run_stage 0; then
+    log "0: download"
+    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} > "$data.src.tmp" || { rm -f "$data.src.tmp"; exit 1; }
+    mkdir -p "$data" && mv "$data.src.tmp" "$src_file"
+  fi
+  [ -f "$src_file" ] && src=$(cat "$src_file")
+fi
+
+if run_stage 1; then
+  [ -n "$src" ] || { echo "no corpus: give --src DIR or run stage 0 (download)" >&2; exit 2; }
+  log "1: prepare $src -> $data"
+  # shellcheck disable=SC2086
+  asr prepare "$CORPUS" --src "$src" --out "$data" $PREPARE_ARGS
+fi
+
+if run_stage 2; then
+  log "2: train -> $exp"
+  asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp"
+fi
+
+if run_stage 3; then
+  log "3: evaluate $data/$TEST_SPLIT.jsonl"
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_$TEST_SPLIT"
+fi
+
+if run_stage 4; then
+  example=$("$python" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["audio_filepath"])' "$data/$TEST_SPLIT.jsonl")
+  log "4: transcribe $example"
+  asr transcribe "$example" --model "$exp"
+fi

@@ -1,0 +1,74 @@
+import json
+import logging
+
+import pytest
+
+from asr.corpora import prepare_corpus
+from asr.data import read_manifest
+from asr.errors import AsrError
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_yesno_split_like_kaldi(shared_data, tmp_path):
+    counts = prepare_corpus("yesno", shared_data / "yesno", tmp_path)
+    assert counts == {"train": 31, "test": 29}
+    test = read_manifest(tmp_path / "test.jsonl")
+    assert sum(len(u.text.split()) for u in test) == 232
+    first = lines(tmp_path / "train.jsonl")[0]
+    assert first["id"] == "0_0_0_0_1_1_1_1" and first["text"] == "no no no no yes yes yes yes"
+
+
+def test_fsdd_official_split(fsdd_clips, tmp_path):
+    counts = prepare_corpus("fsdd", fsdd_clips.parent, tmp_path)
+    # the demo holds indices 0-1, 5 and 10-19 of 5 speakers x 10 digits
+    assert counts == {"train": 500, "dev": 50, "test": 100}
+    test = lines(tmp_path / "test.jsonl")
+    assert all(int(row["id"].split("_")[2]) <= 4 for row in test)
+    assert {row["text"] for row in test} == {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+
+
+def test_fsdd_leave_one_speaker_out(fsdd_clips, tmp_path):
+    prepare_corpus("fsdd", fsdd_clips.parent, tmp_path, holdout_speaker="theo")
+    assert {row["speaker"] for row in lines(tmp_path / "test.jsonl")} == {"theo"}
+    for split in ("train", "dev"):
+        assert "theo" not in {row["speaker"] for row in lines(tmp_path / f"{split}.jsonl")}
+    with pytest.raises(AsrError, match="no speaker 'nobody'"):
+        prepare_corpus("fsdd", fsdd_clips.parent, tmp_path, holdout_speaker="nobody")
+
+
+def test_an4_skips_and_counts_missing_audio(shared_data, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        counts = prepare_corpus("an4", shared_data / "an4", tmp_path)
+    assert counts["train"] + counts["dev"] == 66
+    assert "test" not in counts  # the 120 test utterances have no audio here
+    assert "an4 train: 882 transcribed utterance(s) have no audio" in caplog.text
+    assert "an4 test: 120 transcribed utterance(s) have no audio" in caplog.text
+    train_speakers = {row["speaker"] for row in lines(tmp_path / "train.jsonl")}
+    dev_speakers = {row["speaker"] for row in lines(tmp_path / "dev.jsonl")}
+    assert dev_speakers and not train_speakers & dev_speakers
+    assert "<s>" not in (tmp_path / "train.jsonl").read_text()
+
+
+def test_ljspeech_holds_out_contiguous_passages(shared_data, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        counts = prepare_corpus("ljspeech", shared_data / "ljspeech", tmp_path)
+    assert sum(counts.values()) == 385
+    assert "12710 transcribed utterance(s) have no audio" in caplog.text
+    train_ids = {row["id"] for row in lines(tmp_path / "train.jsonl")}
+    dev_ids = [row["id"] for row in lines(tmp_path / "dev.jsonl")]
+    test_ids = [row["id"] for row in lines(tmp_path / "test.jsonl")]
+    assert not train_ids & set(dev_ids + test_ids)
+    # two chapters have audio here: LJ001 trains, LJ002 is cut into a dev half and a test half
+    assert all(i.startswith("LJ001") for i in train_ids)
+    assert all(i.startswith("LJ002") for i in dev_ids + test_ids)
+    assert max(dev_ids) < min(test_ids)
+
+
+def test_unknown_corpus_and_missing_folder(tmp_path):
+    with pytest.raises(AsrError, match="unknown corpus"):
+        prepare_corpus("timit", tmp_path, tmp_path)
+    with pytest.raises(AsrError, match="does not exist"):
+        prepare_corpus("yesno", tmp_path / "nowhere", tmp_path)

@@ -1,0 +1,65 @@
+"""Training on a few real clips: the loss falls, the model learns them, checkpoints resume."""
+
+import json
+
+import pytest
+import torch
+
+from asr.augment import AugmentConfig
+from asr.checkpoint import load_model, safe_load
+from asr.data import Utterance, write_manifest
+from asr.evaluate import evaluate
+from asr.experiment import ExperimentConfig
+from asr.features import FeatureConfig
+from asr.model import ModelConfig
+from asr.train import TrainConfig, train
+from asr.transcribe import transcribe_file
+
+CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
+
+
+def tiny_config(epochs: int) -> ExperimentConfig:
+    return ExperimentConfig(
+        features=FeatureConfig(sample_rate=8000, n_mels=40),
+        augment=AugmentConfig(freq_masks=0, time_masks=0),
+        model=ModelConfig(frontend="stack", subsampling=2, num_layers=1, hidden_size=64, dropout=0.0),
+        train=TrainConfig(epochs=epochs, batch_size=4, learning_rate=5e-3, warmup_steps=5, schedule="constant", seed=1),
+    )
+
+
+@pytest.fixture(scope="module")
+def manifest(fsdd_clips, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("overfit")
+    utts = [Utterance(str(fsdd_clips / f"{name}.wav"), text, 0.5, name.split("_")[1], name) for name, text in CLIPS.items()]
+    write_manifest(folder / "clips.jsonl", utts)
+    return folder / "clips.jsonl"
+
+
+def test_overfits_a_few_real_clips(manifest, tmp_path, fsdd_clips):
+    result = train(tiny_config(epochs=80), manifest, manifest, tmp_path / "exp")
+    history = json.loads((tmp_path / "exp" / "history.json").read_text())
+    assert history[-1]["train_loss"] < 0.25 * history[0]["train_loss"]
+    assert result.best_dev_wer == 0.0
+    model = load_model(tmp_path / "exp")
+    for name, text in CLIPS.items():
+        assert transcribe_file(model, fsdd_clips / f"{name}.wav") == text
+    summary = evaluate(model, manifest, tmp_path / "eval")
+    assert summary["wer"] == 0.0 and summary["num_utterances"] == 4
+    assert {"wer", "cer", "num_utterances", "num_words", "substitutions", "deletions", "insertions"} <= set(summary)
+    for name in ("summary.json", "report.md", "hyp.jsonl", ):
+        assert (tmp_path / "eval" / name).is_file()
+    for name in ("config.toml", "train.log", "last.pt", "model.pt"):
+        assert (tmp_path / "exp" / name).is_file()
+    assert list((tmp_path / "exp" / "tensorboard").iterdir())
+
+
+def test_resume_continues_to_the_same_weights(manifest, tmp_path):
+    """Three epochs straight equal two epochs, a stop, and one resumed epoch."""
+    train(tiny_config(epochs=3), manifest, manifest, tmp_path / "straight")
+    train(tiny_config(epochs=2), manifest, manifest, tmp_path / "resumed")
+    train(tiny_config(epochs=3), manifest, manifest, tmp_path / "resumed", resume=True)
+    straight = safe_load(tmp_path / "straight" / "last.pt")
+    resumed = safe_load(tmp_path / "resumed" / "last.pt")
+    assert resumed["epoch"] == 3 and len(resumed["history"]) == 3
+    for key, value in straight["model"].items():
+        assert torch.allclose(value, resumed["model"][key], atol=1e-6), key
