@@ -9,6 +9,9 @@ import torchaudio
 from torch import nn
 
 
+NORMALIZATIONS = ("global", "utterance", "utterance_mean", "none")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     sample_rate: int = 16000  # Hz; every input is resampled to this rate
@@ -16,11 +19,12 @@ class FeatureConfig:
     win_ms: float = 25.0  # analysis window length in milliseconds
     hop_ms: float = 10.0  # frame shift in milliseconds
     n_fft: int = 0  # FFT size; 0 = the next power of two >= the window
-    normalization: str = "global"  # "global" (train-set CMVN), "utterance" or "none"
+    normalization: str = "global"  # "global" (train-set CMVN), "utterance" (per-utterance CMVN),
+    # "utterance_mean" (per-utterance mean removal: cancels level and microphone colour), or "none"
 
     def __post_init__(self):
-        if self.normalization not in ("global", "utterance", "none"):
-            raise ValueError(f"normalization must be global|utterance|none, not {self.normalization!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, not {self.normalization!r}")
         if self.sample_rate <= 0 or self.n_mels <= 0 or self.hop_ms <= 0 or self.win_ms <= 0:
             raise ValueError("sample_rate, n_mels, win_ms and hop_ms must be positive")
 
@@ -80,7 +84,8 @@ class Normalizer(nn.Module):
 
     ``global``: statistics from the training set, kept as buffers so they travel
     inside the packaged model. ``utterance``: each utterance by its own
-    statistics over its valid frames. ``none``: identity.
+    statistics over its valid frames. ``utterance_mean``: each utterance minus its own
+    mean (level and channel colour cancel; the scale is kept). ``none``: identity.
     """
 
     def __init__(self, mode: str, n_mels: int):
@@ -96,10 +101,12 @@ class Normalizer(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.mode == "global":
             return (features - self.mean) / self.std
-        if self.mode == "utterance":
-            mask = (torch.arange(features.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1)
+        if self.mode in ("utterance", "utterance_mean"):
+            mask = (torch.arange(features.shape[1], device=features.device)[None, :] < lengths[:, None]).unsqueeze(-1)
             count = lengths.clamp_min(1)[:, None, None].to(features.dtype)  # (B, 1, 1)
             mean = (features * mask).sum(1, keepdim=True) / count  # (B, 1, F)
+            if self.mode == "utterance_mean":
+                return (features - mean) * mask
             var = (((features - mean) * mask) ** 2).sum(1, keepdim=True) / count
             return (features - mean) / var.sqrt().clamp_min(1e-5) * mask
         return features

@@ -54,3 +54,12 @@ def test_running_statistics_equal_direct_computation():
     everything = torch.cat(chunks)
     assert torch.allclose(mean, everything.mean(0), atol=1e-5)
     assert torch.allclose(std, everything.std(0, unbiased=False), atol=1e-5)
+
+
+def test_utterance_mean_normalisation_cancels_gain_and_channel():
+    """A louder copy with a different microphone colour gives the same normalised features."""
+    normalizer = Normalizer("utterance_mean", 4)
+    features = torch.randn(1, 30, 4)
+    tilt = torch.tensor([3.0, 1.0, -1.0, -2.0])  # a per-channel offset, as a gain or EQ adds in log-mel
+    lengths = torch.tensor([30])
+    assert torch.allclose(normalizer(features, lengths), normalizer(features + tilt, lengths), atol=1e-5)
