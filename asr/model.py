@@ -9,8 +9,7 @@ from torch import nn
 
 from asr.augment import AugmentConfig, SpecAugment
 from asr.features import FeatureConfig, Normalizer
-
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+from asr.recurrent import CELLS, RecurrentStack
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,16 @@ class ModelConfig:
             raise ValueError("num_layers and hidden_size must be positive")
 
 
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int = 1) -> torch.Tensor:
+    """Zero every frame at or after its utterance's length along ``time_dim`` (``lengths: (B,)``),
+    so what a front end computes near an utterance's end does not depend on its batch mates."""
+    steps = torch.arange(x.shape[time_dim], device=x.device)
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = len(lengths), x.shape[time_dim]
+    keep = (steps.unsqueeze(0) < lengths.to(x.device).unsqueeze(1)).reshape(shape)
+    return x * keep
+
+
 class ConvFrontEnd(nn.Module):
     """Strided 3x3 convolutions over (time, mel): ``(B, T, F) -> (B, T', C * F')``.
 
@@ -45,20 +54,18 @@ class ConvFrontEnd(nn.Module):
 
     def __init__(self, n_mels: int, channels: int, subsampling: int):
         super().__init__()
-        layers, in_channels, freq = [], 1, n_mels
+        self.convs, in_channels, freq = nn.ModuleList(), 1, n_mels
         for _ in range({2: 1, 4: 2}[subsampling]):
-            layers += [nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.ReLU()]
+            self.convs.append(nn.Conv2d(in_channels, channels, 3, stride=2, padding=1))
             in_channels, freq = channels, (freq - 1) // 2 + 1
-        self.conv = nn.Sequential(*layers)
-        self.num_layers = len(layers) // 2
         self.output_size = channels * freq
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.conv(x.unsqueeze(1))  # (B, C, T', F')
-        x = x.permute(0, 2, 1, 3).flatten(2)  # (B, T', C * F')
-        for _ in range(self.num_layers):
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        for conv in self.convs:
+            x = torch.relu(conv(zero_padding(x, lengths, time_dim=2)))  # (B, C, T', F')
             lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
-        return x, lengths
+        return x.permute(0, 2, 1, 3).flatten(2), lengths  # (B, T', C * F')
 
 
 class StackFrontEnd(nn.Module):
@@ -72,7 +79,7 @@ class StackFrontEnd(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, frames, channels = x.shape
         pad = (-frames) % self.factor
-        x = nn.functional.pad(x, (0, 0, 0, pad))  # (B, T + pad, F)
+        x = nn.functional.pad(zero_padding(x, lengths), (0, 0, 0, pad))  # (B, T + pad, F)
         x = x.reshape(batch, (frames + pad) // self.factor, self.factor * channels)
         return x, torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
 
@@ -96,19 +103,13 @@ class AcousticModel(nn.Module):
             self.frontend = ConvFrontEnd(features.n_mels, config.conv_channels, config.subsampling)
         else:
             self.frontend = StackFrontEnd(features.n_mels, config.subsampling)
-        self.rnn = CELLS[config.cell](
-            input_size=self.frontend.output_size,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
+        self.rnn = RecurrentStack(
+            config.cell, self.frontend.output_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout
         )
         if config.cell == "lstm":
             self._open_forget_gates()
         self.dropout = nn.Dropout(config.dropout)
-        directions = 2 if config.bidirectional else 1
-        self.output = nn.Linear(config.hidden_size * directions, vocab_size)
+        self.output = nn.Linear(self.rnn.output_size, vocab_size)
 
     def _open_forget_gates(self) -> None:
         """Start LSTM forget-gate biases at 1 (Jozefowicz et al., 2015): on yesno this
@@ -116,7 +117,7 @@ class AcousticModel(nn.Module):
         hidden = self.config.hidden_size
         with torch.no_grad():
             for name, bias in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):  # gate order: input, forget, cell, output
+                if name.rsplit(".", 1)[-1].startswith("bias_ih"):  # gate order: input, forget, cell, output
                     bias[hidden : 2 * hidden].fill_(1.0)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,7 +125,7 @@ class AcousticModel(nn.Module):
         x = self.normalizer(features, lengths)
         x = self.spec_augment(x)
         x, lengths = self.frontend(x, lengths)  # (B, T', D)
-        x, _ = self.rnn(x)  # (B, T', H * directions)
+        x = self.rnn(x, lengths)  # (B, T', H * directions)
         logits = self.output(self.dropout(x))  # (B, T', V)
         return logits.log_softmax(-1), lengths
 

@@ -47,8 +47,9 @@ if [ -z "$src" ]; then
   src_file="$data/.src"
   if run_stage 0; then
     log "0: download"
-    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} > "$data.src.tmp" || { rm -f "$data.src.tmp"; exit 1; }
-    mkdir -p "$data" && mv "$data.src.tmp" "$src_file"
+    mkdir -p "$data"
+    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} > "$src_file.tmp" || { rm -f "$src_file.tmp"; exit 1; }
+    mv "$src_file.tmp" "$src_file"
   fi
   [ -f "$src_file" ] && src=$(cat "$src_file")
 fi

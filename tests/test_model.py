@@ -57,3 +57,26 @@ def test_bad_config_values_are_refused():
         ModelConfig(cell="transformer")
     with pytest.raises(ValueError, match="conv"):
         ModelConfig(frontend="conv", subsampling=3)
+
+
+@pytest.mark.parametrize("cell,frontend,subsampling", [("lstm", "stack", 3), ("gru", "conv", 4), ("rnn", "conv", 2)])
+def test_output_does_not_depend_on_batch_mates(cell, frontend, subsampling):
+    """An utterance decodes the same alone as padded in a batch (the backward direction
+    and the front end must not read the padding)."""
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, num_layers=2, hidden_size=16, frontend=frontend, subsampling=subsampling, conv_channels=4)
+    model = AcousticModel(vocab_size=29, features=FEATURES, config=config).eval()
+    short = torch.randn(1, 21, 40)
+    batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 30), value=3.0), torch.randn(1, 51, 40)])
+    alone, alone_lengths = model(short, torch.tensor([21]))
+    together, lengths = model(batch, torch.tensor([21, 51]))
+    frames = int(alone_lengths[0])
+    assert lengths[0] == frames == expected_length(21, frontend, subsampling)
+    assert torch.allclose(together[0, :frames], alone[0], atol=1e-5)
+
+
+def test_lstm_forget_gates_start_open():
+    model = AcousticModel(29, FEATURES, ModelConfig(hidden_size=8, num_layers=2))
+    biases = [p for name, p in model.rnn.named_parameters() if "bias_ih" in name]
+    assert len(biases) == 4  # 2 layers x 2 directions
+    assert all(torch.all(b[8:16] == 1.0) for b in biases)
