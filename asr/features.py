@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +22,19 @@ class FeatureConfig:
     n_fft: int = 0  # FFT size; 0 = the next power of two >= the window
     normalization: str = "global"  # "global" (train-set CMVN), "utterance" (per-utterance CMVN),
     # "utterance_mean" (per-utterance mean removal: cancels level and microphone colour), or "none"
+    log_floor: float = 1e-6  # added to mel power before the log, so silence stays finite
+    dynamic_range_db: float = 0.0  # clamp log-mel energies to at most this far below the utterance's
+    # loudest bin, so quiet and loud recordings share one floor; 0 = off (fixed absolute floor only)
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, not {self.normalization!r}")
         if self.sample_rate <= 0 or self.n_mels <= 0 or self.hop_ms <= 0 or self.win_ms <= 0:
             raise ValueError("sample_rate, n_mels, win_ms and hop_ms must be positive")
+        if self.log_floor <= 0:
+            raise ValueError("log_floor must be positive")
+        if self.dynamic_range_db < 0:
+            raise ValueError("dynamic_range_db must be >= 0 (0 = off)")
 
     @property
     def win_length(self) -> int:
@@ -39,9 +47,6 @@ class FeatureConfig:
     @property
     def fft_size(self) -> int:
         return self.n_fft or 1 << (self.win_length - 1).bit_length()
-
-
-LOG_FLOOR = 1e-6  # added to mel power before the log, so silence stays finite
 
 
 class LogMel(nn.Module):
@@ -72,8 +77,11 @@ class LogMel(nn.Module):
         too_short = self.config.fft_size // 2 + 1 - waveform.shape[-1]
         if too_short > 0:  # reflect padding needs more samples than half an FFT
             waveform = torch.nn.functional.pad(waveform, (0, too_short))
-        power = self.mel(waveform)  # (..., n_mels, T)
-        return torch.log(power + LOG_FLOOR).transpose(-1, -2)  # (..., T, n_mels)
+        log_mel = torch.log(self.mel(waveform) + self.config.log_floor)  # (..., n_mels, T)
+        if self.config.dynamic_range_db > 0:
+            loudest = log_mel.amax(dim=(-2, -1), keepdim=True)  # (..., 1, 1)
+            log_mel = torch.maximum(log_mel, loudest - self.config.dynamic_range_db * math.log(10) / 10)
+        return log_mel.transpose(-1, -2)  # (..., T, n_mels)
 
     def num_frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.config.hop_length

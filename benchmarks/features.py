@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from asr.audio import load_audio
-from asr.features import LOG_FLOOR, FeatureConfig, LogMel
+from asr.features import FeatureConfig, LogMel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def main() -> None:
                 y=array, sr=args.rate, n_fft=config.fft_size, hop_length=config.hop_length,
                 win_length=config.win_length, n_mels=config.n_mels, pad_mode="reflect",
             )
-            np.log(power + LOG_FLOOR)
+            np.log(power + config.log_floor)
 
     reference()  # warm-up (numba compiles on first use)
     ours()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asr.audio import load_audio
-from asr.features import FeatureConfig, LogMel, LOG_FLOOR, Normalizer, RunningStatistics
+from asr.features import FeatureConfig, LogMel, Normalizer, RunningStatistics
 
 
 @pytest.mark.parametrize("sample_rate,n_mels", [(16000, 80), (8000, 40)])
@@ -18,11 +18,11 @@ def test_log_mel_matches_librosa(fsdd_clips, sample_rate, n_mels):
         win_length=config.win_length, n_mels=n_mels, power=2.0, center=True, pad_mode="reflect",
     ).T  # (T, F)
     assert ours.shape == reference.shape
-    power = np.exp(ours) - LOG_FLOOR
+    power = np.exp(ours) - FeatureConfig().log_floor
     significant = reference > 1e-4 * reference.max()
     relative = np.abs(power - reference)[significant] / reference[significant]
     assert relative.max() < 1e-3
-    assert np.abs(ours - np.log(reference + LOG_FLOOR)).max() < 1e-3
+    assert np.abs(ours - np.log(reference + FeatureConfig().log_floor)).max() < 1e-3
 
 
 def test_frame_count_and_shape():
@@ -63,3 +63,15 @@ def test_utterance_mean_normalisation_cancels_gain_and_channel():
     tilt = torch.tensor([3.0, 1.0, -1.0, -2.0])  # a per-channel offset, as a gain or EQ adds in log-mel
     lengths = torch.tensor([30])
     assert torch.allclose(normalizer(features, lengths), normalizer(features + tilt, lengths), atol=1e-5)
+
+
+def test_dynamic_range_clamps_below_the_loudest_bin(fsdd_clips):
+    waveform = load_audio(fsdd_clips / "3_jackson_0.wav", 8000)
+    plain = LogMel(FeatureConfig(sample_rate=8000, n_mels=40))(waveform)
+    clamped = LogMel(FeatureConfig(sample_rate=8000, n_mels=40, dynamic_range_db=30.0))(waveform)
+    floor = plain.max() - 30 * np.log(10) / 10
+    assert torch.isclose(clamped.min(), floor)
+    loud = plain >= floor
+    assert (~loud).any() and torch.equal(clamped[loud], plain[loud])
+    with pytest.raises(ValueError, match="dynamic_range_db"):
+        FeatureConfig(dynamic_range_db=-1.0)
