@@ -42,15 +42,16 @@ class RecurrentStack(nn.Module):
             for depth in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)  # between layers, as nn.LSTM's ``dropout``
+        self.bidirectional = bidirectional
         self.output_size = hidden_size * directions
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        index = reversal_index(lengths, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
+        index = reversal_index(lengths, x.shape[1]).unsqueeze(-1) if self.bidirectional else None  # (B, T, 1)
         for depth, directions in enumerate(self.layers):
             if depth > 0:
                 x = self.dropout(x)
             outputs = [directions[0](x)[0]]  # forward direction: padding comes after the real frames
-            if len(directions) == 2:
+            if self.bidirectional:
                 reversed_x = x.gather(1, index.expand(-1, -1, x.shape[2]))
                 backward = directions[1](reversed_x)[0]
                 outputs.append(backward.gather(1, index.expand(-1, -1, backward.shape[2])))
