@@ -59,11 +59,27 @@ def safe_load(path: str | Path) -> Any:
 class PackagedModel:
     """A loaded model with everything needed to run it: features, tokenizer, network."""
 
-    def __init__(self, network: AcousticModel, tokenizer: CharTokenizer, metadata: dict[str, Any]):
+    def __init__(
+        self,
+        network: AcousticModel,
+        tokenizer: CharTokenizer,
+        metadata: dict[str, Any],
+        decoder_settings: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ):
         self.network = network.eval()
         self.tokenizer = tokenizer
         self.log_mel = LogMel(network.feature_config)
         self.metadata = metadata
+        self.decoder_settings = decoder_settings or {}  # default decoder (asr tune-lm); paths relative to path's folder
+        self.path = path  # the file it was loaded from
+
+    def decoder_config(self, **overrides):
+        """The model's default decoder settings with ``overrides`` (None = keep) applied."""
+        from asr.decode import resolve_decoder_config
+
+        folder = self.path.parent if self.path is not None else None
+        return resolve_decoder_config(self.decoder_settings, folder, **overrides)
 
     @property
     def sample_rate(self) -> int:
@@ -105,4 +121,20 @@ def load_model(path: str | Path) -> PackagedModel:
     tokenizer = CharTokenizer(data["vocabulary"])
     network = AcousticModel(len(tokenizer), features, config)
     network.load_state_dict(data["state_dict"])
-    return PackagedModel(network, tokenizer, data.get("metadata", {}))
+    return PackagedModel(network, tokenizer, data.get("metadata", {}), data.get("decoder"), path)
+
+
+def store_decoder_settings(path: str | Path, settings: dict[str, Any]) -> Path:
+    """Rewrite a packaged model (atomically) so that it carries ``settings`` as its default
+    decoder; LM and lexicon paths inside the model's folder are stored relative to it."""
+    path = resolve_model_path(path)
+    data = safe_load(path)
+    folder = path.parent.resolve()
+    settings = dict(settings)
+    for key in ("lm", "lexicon"):
+        if settings.get(key):
+            target = Path(settings[key]).resolve()
+            settings[key] = str(target.relative_to(folder)) if target.is_relative_to(folder) else str(target)
+    data["decoder"] = settings
+    atomic_save(data, path)
+    return path

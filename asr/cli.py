@@ -58,16 +58,33 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _decoder_overrides(args) -> dict:
+    """The decoder options given on the command line (None where not given)."""
+    return {
+        "kind": args.decoder,
+        "lm": args.lm,
+        "lexicon": args.lexicon,
+        "beam_size": args.beam_size,
+        "beam_threshold": args.beam_threshold,
+        "lm_weight": args.lm_weight,
+        "word_score": args.word_score,
+        "unk_score": args.unk_score,
+        "nbest": getattr(args, "nbest", None),
+    }
+
+
 def _cmd_evaluate(args) -> int:
     from asr.checkpoint import load_model
     from asr.evaluate import evaluate
 
     model = load_model(args.model)
-    summary = evaluate(model, args.manifest, args.out, model_path=str(args.model), progress=True)
+    decoder = model.decoder_config(**_decoder_overrides(args))
+    summary = evaluate(model, args.manifest, args.out, model_path=str(args.model), progress=True,
+                       decoder_config=decoder)
     print(
         f"WER {100 * summary['wer']:.2f}% (S {summary['substitutions']}, D {summary['deletions']}, "
         f"I {summary['insertions']}; {summary['num_words']} words, {summary['num_utterances']} utterances)"
-        f"  CER {100 * summary['cer']:.2f}%  -> {Path(args.out) / 'summary.json'}"
+        f"  CER {100 * summary['cer']:.2f}%  [{decoder.kind}]  -> {Path(args.out) / 'summary.json'}"
     )
     if summary["num_failed"]:
         print(f"warning: {summary['num_failed']} utterance(s) could not be decoded; see report.md", file=sys.stderr)
@@ -76,25 +93,82 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
+    from asr.decode import build_decoder
+    from asr.subtitles import group_words, to_srt, to_vtt
     from asr.transcribe import transcribe_file
 
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        raise AsrError(f"--format {args.format} with several files needs --output-dir (one file per input)")
     model = load_model(args.model)
-    failures = 0
+    decoder = build_decoder(model.decoder_config(**_decoder_overrides(args)), model.tokenizer)
+    timestamps = args.format != "txt"
+    failures, rows = 0, []
     for path in args.files:
         try:
-            text = transcribe_file(model, path)
+            transcript = transcribe_file(model, path, decoder, timestamps=timestamps)
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
             continue
-        if args.format == "json":
-            print(json.dumps({"file": path, "text": text}, ensure_ascii=False))
-        elif len(args.files) > 1:
-            print(f"{path}\t{text}")
+        if args.format == "txt":
+            output = f"{path}\t{transcript.text}" if len(args.files) > 1 else transcript.text
+        elif args.format == "json":
+            rows.append(transcript.to_json())
+            output = json.dumps(transcript.to_json(), ensure_ascii=False)
         else:
-            print(text)
-        sys.stdout.flush()
+            cues = group_words(transcript.words)
+            output = (to_srt if args.format == "srt" else to_vtt)(cues).rstrip("\n")
+        if args.output_dir:
+            target = Path(args.output_dir) / f"{Path(path).stem}.{args.format}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(output + "\n", encoding="utf-8")
+            print(target, file=sys.stderr)
+        elif args.format != "json" or len(args.files) == 1:
+            print(output)
+            sys.stdout.flush()
+    if args.format == "json" and len(args.files) > 1 and not args.output_dir:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
     return 1 if failures else 0
+
+
+def _cmd_lm_build(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.lm import build_lm
+
+    tokenizer = load_model(args.model).tokenizer if args.model else None
+    lexicon = args.lexicon
+    if args.vocab_from and not lexicon:
+        lexicon = str(Path(args.out).with_suffix(".lexicon.txt"))
+    built = build_lm(args.text, args.order, args.out, units=args.units, tokenizer=tokenizer,
+                     lexicon=lexicon, vocabulary_manifests=args.vocab_from or [])
+    print(f"{built.arpa}: order {args.order}, {built.sentences} sentences, {built.vocabulary} words, "
+          f"n-grams {built.ngrams}")
+    if built.lexicon:
+        print(f"{built.lexicon}: lexicon")
+    return 0
+
+
+def _cmd_tune_lm(args) -> int:
+    from asr.checkpoint import load_model, store_decoder_settings
+    from asr.decode import DecoderConfig
+    from asr.tune import tune_lm, tuning_table
+
+    model = load_model(args.model)
+    overrides = _decoder_overrides(args) | {"kind": "beam"}
+    base = model.decoder_config(**overrides)
+    result = tune_lm(model, args.manifest, base, args.lm_weights, args.word_scores, progress=True)
+    print(tuning_table(result))
+    print(f"\ngreedy WER {100 * result.greedy_wer:.2f}%; best beam WER "
+          f"{100 * min(p.wer for p in result.points):.2f}% at LM weight {result.best.lm_weight:g}, "
+          f"word score {result.best.word_score:g} ({result.num_utterances} utterances)")
+    if args.out:
+        rows = [p.__dict__ for p in result.points]
+        Path(args.out).write_text(json.dumps({"points": rows, "best": result.best.describe(),
+                                              "greedy_wer": result.greedy_wer}, indent=1) + "\n")
+    if not args.no_save:
+        settings = {k: v for k, v in result.best.describe().items() if v != getattr(DecoderConfig(), k)}
+        print(f"saved as the default decoder of {store_decoder_settings(args.model, settings)}")
+    return 0
 
 
 def _cmd_summarize(args) -> int:
@@ -107,8 +181,34 @@ def _cmd_summarize(args) -> int:
             summaries[str(folder)] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise AsrError(f"{path}: cannot read evaluation summary ({err})") from None
-    print(results_table(summaries))
+    print(results_table(summaries, pooled=not args.no_pool))
     return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_decoder_options(p: argparse.ArgumentParser, tuning: bool = False) -> None:
+    """Decoder options; unset ones fall back to the model's stored defaults (asr tune-lm), then greedy."""
+    g = p.add_argument_group("decoding (default: the model's stored settings, else greedy)")
+    if not tuning:
+        g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy, or beam search (implied by --lm/--lexicon)")
+    else:
+        p.set_defaults(decoder="beam")
+    g.add_argument("--lm", metavar="LM.arpa", help="n-gram LM (asr lm build): words with --lexicon, tokens without")
+    g.add_argument("--lexicon", metavar="FILE", help="lexicon: restricts hypotheses to its words")
+    g.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default 50)")
+    g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    if not tuning:
+        g.add_argument("--lm-weight", type=float, help="LM weight (default 1)")
+        g.add_argument("--word-score", type=float, help="score added per word (default 0)")
+    else:
+        p.set_defaults(lm_weight=None, word_score=None)
+    g.add_argument("--unk-score", type=float, help="score per out-of-lexicon word (default -inf: none allowed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,18 +252,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
     p.add_argument("--manifest", required=True, help="manifest to decode (JSON lines)")
     p.add_argument("--out", required=True, help="folder for the report")
+    _add_decoder_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files",
                        description="Transcribe audio files (any format soundfile reads, any rate and channel count).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
-    p.add_argument("--format", choices=["txt", "json"], default="txt",
-                   help="txt: one line per file (FILE<TAB>TEXT when several); json: one object per line")
+    p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",
+                   help="txt: the text (FILE<TAB>TEXT when several files); json: text and word timings "
+                        "({file, text, words: [{word, start, end}]}, a list for several files); "
+                        "srt/vtt: subtitles, words grouped into lines of at most 42 characters")
+    p.add_argument("--output-dir", metavar="DIR", help="write DIR/<file stem>.<format> per input instead of stdout")
+    _add_decoder_options(p)
+    p.add_argument("--nbest", type=int, help="hypotheses per file (json lists them as alternatives)")
     p.set_defaults(func=_cmd_transcribe)
+
+    p = sub.add_parser("lm", help="language models for beam search",
+                       description="Build n-gram language models (ARPA, modified Kneser-Ney) and lexicons.")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
+    b = lm_sub.add_parser("build", help="estimate an n-gram LM from text and write it as ARPA",
+                          description="Estimate an interpolated modified Kneser-Ney n-gram LM from text "
+                                      "(one sentence per line, or a JSON-lines manifest's text fields), "
+                                      "normalised like every transcript, and write it as ARPA.")
+    b.add_argument("--text", required=True, nargs="+", metavar="FILE", help="text files or manifests")
+    b.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    b.add_argument("--out", required=True, metavar="LM.arpa", help="the ARPA file to write")
+    b.add_argument("--units", choices=["words", "tokens"], default="words",
+                   help="words: a word LM for lexicon decoding (default); tokens: an LM over the model's "
+                        "tokens with | between words, for lexicon-free decoding")
+    b.add_argument("--lexicon", metavar="FILE", help="also write the LM's words spelled in the model's tokens")
+    b.add_argument("--vocab-from", nargs="+", metavar="MANIFEST",
+                   help="add these manifests' words to the vocabulary and write a lexicon "
+                        "(to --lexicon, default LM.lexicon.txt)")
+    b.add_argument("--model", help="spell the lexicon with this model's tokenizer (default: characters)")
+    b.set_defaults(func=_cmd_lm_build)
+
+    p = sub.add_parser("tune-lm", help="search LM weight x word score on a dev set",
+                       description="Run the acoustic model over a dev manifest once, beam-decode it at every "
+                                   "LM weight x word score, print the WER table and store the best settings "
+                                   "in the model as its default decoder.")
+    p.add_argument("--model", required=True, help="model.pt or an experiment folder")
+    p.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
+    p.add_argument("--lm-weights", type=_floats, default=[0.0, 0.25, 0.5, 1.0, 1.5, 2.0],
+                   help="comma-separated LM weights (default 0,0.25,0.5,1,1.5,2)")
+    p.add_argument("--word-scores", type=_floats, default=[-1.0, 0.0, 1.0, 2.0],
+                   help="comma-separated word scores (default -1,0,1,2)")
+    p.add_argument("--out", metavar="FILE.json", help="also write the table as JSON")
+    p.add_argument("--no-save", action="store_true", help="print only; leave the model unchanged")
+    _add_decoder_options(p, tuning=True)
+    p.set_defaults(func=_cmd_tune_lm)
+
     p = sub.add_parser("summarize", help="tabulate several evaluations",
                        description="Print a Markdown table of evaluation folders (summary.json), pooled over all.")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by asr evaluate --out")
+    p.add_argument("--no-pool", action="store_true",
+                   help="no pooled total row (for several decodings of the same set)")
     p.set_defaults(func=_cmd_summarize)
     return parser
 

@@ -1,15 +1,67 @@
-"""CTC decoding. Greedy for now: best class per frame, merge repeats, drop blanks."""
+"""CTC decoding: greedy (best token per frame) and beam search with an n-gram LM and a lexicon.
+
+Beam search is flashlight's decoder through ``torchaudio.models.decoder.ctc_decoder``
+(package ``flashlight-text``, which bundles KenLM). Two modes:
+
+- *lexicon*: hypotheses are sequences of lexicon words, scored by a **word** LM;
+- *lexicon-free*: any token sequence, scored by a **token** LM
+  (``asr lm build --units tokens``), whose words are the token symbols.
+
+Loaded LMs are cached per file, so building decoders for many settings (``asr tune-lm``)
+reads each LM once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
 import torch
 
-from asr.text import CharTokenizer
+from asr.errors import AsrError
+from asr.lm import UNK, WORD_BOUNDARY, arpa_vocabulary, token_symbols
+from asr.text import BLANK
 
 
-def greedy_decode(
-    log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: CharTokenizer
-) -> list[str]:
+@dataclass(frozen=True)
+class DecoderConfig:
+    kind: str = "greedy"  # "greedy" (best token per frame) or "beam" (flashlight beam search)
+    lexicon: str | None = None  # lexicon file (word, then its tokens); None: lexicon-free beam search
+    lm: str | None = None  # ARPA n-gram LM: over words with a lexicon, over tokens without; None: no LM
+    lm_weight: float = 1.0  # weight of the LM's natural-log probability
+    word_score: float = 0.0  # added per word (lexicon-free: per word boundary token)
+    unk_score: float = -math.inf  # added per out-of-lexicon word; -inf allows none
+    sil_score: float = 0.0  # added per word boundary (silence) token
+    beam_size: int = 50  # hypotheses kept after each frame
+    beam_size_token: int = 0  # tokens tried per frame; 0: all of them
+    beam_threshold: float = 25.0  # drop hypotheses scoring this much below the best
+    nbest: int = 1  # hypotheses returned per utterance
+
+    def __post_init__(self):
+        if self.kind not in ("greedy", "beam"):
+            raise AsrError(f"decoder must be 'greedy' or 'beam', not {self.kind!r}")
+        if self.kind == "greedy" and (self.lm or self.lexicon):
+            raise AsrError("an LM or lexicon needs the beam decoder (--decoder beam)")
+        if self.beam_size < 1 or self.nbest < 1:
+            raise AsrError("beam_size and nbest must be at least 1")
+
+    def describe(self) -> dict:
+        """The settings that matter for this kind, as plain values (for reports)."""
+        if self.kind == "greedy":
+            return {"kind": "greedy"}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str  # normalised words separated by single spaces
+    score: float  # the decoder's total score (greedy: summed best log-probabilities)
+
+
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer) -> list[str]:
     """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> one string per row.
 
     Frames past a row's length are ignored; consecutive repeats of a token
@@ -21,3 +73,150 @@ def greedy_decode(
         ids = torch.unique_consecutive(row[:length])
         texts.append(" ".join(tokenizer.decode(ids).split()))
     return texts
+
+
+class GreedyDecoder:
+    """Best token per frame; see :func:`greedy_decode`."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> one single-hypothesis list per row."""
+        texts = greedy_decode(log_probs, lengths, self.tokenizer)
+        best = log_probs.max(-1).values  # (B, T)
+        return [
+            [Hypothesis(text, float(row[:length].sum()))]
+            for text, row, length in zip(texts, best, lengths.tolist())
+        ]
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C++ libraries writing to file descriptor 2 (KenLM's loading chatter)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_LM_CACHE: dict[tuple, object] = {}
+
+
+def _load_kenlm(lm: str, lexicon: str | None, symbols: list[str]):
+    """A flashlight KenLM whose word ids follow the dictionary ``ctc_decoder`` builds for us."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
+
+    path = Path(lm)
+    key = (str(path.resolve()), path.stat().st_mtime, lexicon, tuple(symbols))
+    if key not in _LM_CACHE:
+        if lexicon:
+            word_dict = create_word_dict(load_words(lexicon))
+        else:  # lexicon-free: LM word i must be token i (the "lm_dict trap" in DESIGN.md)
+            word_dict = Dictionary([*symbols, UNK])
+            word_dict.set_default_index(len(symbols))
+        with _quiet_stderr():
+            _LM_CACHE[key] = KenLM(str(path), word_dict)
+    return _LM_CACHE[key]
+
+
+def _check_lm_units(config: DecoderConfig, symbols: list[str]) -> None:
+    """Refuse a word LM without a lexicon and a token LM with one: both decode garbage silently."""
+    if not config.lm or not str(config.lm).endswith(".arpa"):
+        return
+    vocabulary = arpa_vocabulary(config.lm) - {"<s>", "</s>", UNK}
+    over_tokens = vocabulary <= set(symbols)
+    if config.lexicon is None and not over_tokens:
+        raise AsrError(
+            f"{config.lm}: a word LM needs a lexicon (--lexicon); lexicon-free decoding takes a "
+            "token LM (asr lm build --units tokens)"
+        )
+    if config.lexicon is not None and over_tokens and len(vocabulary) > 1:
+        raise AsrError(f"{config.lm}: this LM is over tokens; lexicon decoding needs a word LM")
+
+
+class BeamSearchDecoder:
+    """flashlight's CTC beam search, with or without lexicon and LM."""
+
+    def __init__(self, config: DecoderConfig, tokenizer):
+        from torchaudio.models.decoder import ctc_decoder
+
+        self.config = config
+        self.tokenizer = tokenizer
+        symbols = token_symbols(tokenizer)
+        for path in (config.lexicon, config.lm):
+            if path is not None and not Path(path).is_file():
+                raise AsrError(f"{path}: no such file")
+        _check_lm_units(config, symbols)
+        lm = _load_kenlm(config.lm, config.lexicon, symbols) if config.lm else None
+        lexicon_free = config.lexicon is None
+        try:
+            self._decoder = ctc_decoder(
+                lexicon=config.lexicon,
+                tokens=symbols,
+                lm=lm,
+                nbest=config.nbest,
+                beam_size=config.beam_size,
+                beam_size_token=config.beam_size_token or None,
+                beam_threshold=config.beam_threshold,
+                lm_weight=config.lm_weight,
+                word_score=config.word_score,
+                unk_score=config.unk_score,
+                sil_score=config.sil_score + (config.word_score if lexicon_free else 0.0),
+                blank_token=BLANK,
+                sil_token=WORD_BOUNDARY,
+                unk_word=UNK,
+            )
+        except (RuntimeError, ValueError) as err:
+            raise AsrError(f"cannot build the beam decoder: {err}") from None
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> up to ``nbest`` hypotheses per row, best first."""
+        emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
+        results = self._decoder(emissions, lengths.to("cpu", torch.int32))
+        return [
+            [Hypothesis(" ".join(self.tokenizer.decode(h.tokens).split()), float(h.score)) for h in row]
+            or [Hypothesis("", -math.inf)]
+            for row in results
+        ]
+
+
+def build_decoder(config: DecoderConfig, tokenizer) -> GreedyDecoder | BeamSearchDecoder:
+    """The decoder ``config`` asks for."""
+    if config.kind == "greedy":
+        return GreedyDecoder(tokenizer)
+    return BeamSearchDecoder(config, tokenizer)
+
+
+def resolve_decoder_config(stored: dict | None, model_dir: Path | None, **overrides) -> DecoderConfig:
+    """Decoder settings: the defaults, then those a model carries (``stored``; relative paths
+    are relative to ``model_dir``), then the ``overrides`` that are not None.
+
+    Naming an LM or lexicon implies beam search unless ``kind`` is given.
+    """
+    config = DecoderConfig()
+    names = {f.name for f in fields(DecoderConfig)}
+    if stored:
+        unknown = set(stored) - names
+        if unknown:
+            raise AsrError(f"unknown decoder setting(s) stored in the model: {sorted(unknown)}")
+        stored = dict(stored)
+        for key in ("lm", "lexicon"):
+            if stored.get(key) and model_dir is not None and not Path(stored[key]).is_absolute():
+                stored[key] = str(model_dir / stored[key])
+        config = replace(config, **stored)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - names
+    if unknown:
+        raise TypeError(f"unknown decoder option(s): {sorted(unknown)}")
+    if ("lm" in given or "lexicon" in given) and "kind" not in given:
+        given["kind"] = "beam"
+    if given.get("kind") == "greedy":
+        given.setdefault("lm", None)
+        given.setdefault("lexicon", None)
+    return replace(config, **given)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
+from asr.decode import DecoderConfig, build_decoder
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.report import ScoredUtterance, write_hypotheses, write_markdown, write_summary
@@ -22,8 +23,9 @@ def evaluate(
     out_dir: str | Path,
     model_path: str = "",
     progress: bool = False,
+    decoder_config: DecoderConfig = DecoderConfig(),
 ) -> dict:
-    """Decode every utterance of ``manifest`` greedily and write ``summary.json``,
+    """Decode every utterance of ``manifest`` (greedily unless ``decoder_config`` says otherwise) and write ``summary.json``,
     ``report.md`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
 
     Utterances whose audio is missing or unreadable, or whose reference
@@ -34,8 +36,9 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = read_manifest(manifest, skip_missing=True)
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)
+    decoder = build_decoder(decoder_config, model.tokenizer)
     started = time.perf_counter()
-    result = recognize(model.network, dataset, model.tokenizer, progress=progress)
+    result = recognize(model.network, dataset, model.tokenizer, progress=progress, decoder=decoder)
     seconds = time.perf_counter() - started
 
     scored, failed = [], dict(result.failed)
@@ -55,7 +58,7 @@ def evaluate(
             "failed": failed,
             "manifest": str(manifest),
             "model": model_path,
-            "decoder": "greedy",
+            "decoder": decoder_config.describe(),
             "decode_seconds": round(seconds, 3),
             "real_time_factor": round(seconds / audio_seconds, 5) if audio_seconds else None,
         },

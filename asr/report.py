@@ -74,22 +74,33 @@ def write_hypotheses(path: Path, utterances: list[ScoredUtterance]) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def results_table(summaries: dict[str, dict]) -> str:
-    """A Markdown table of several ``summary.json`` contents, with a pooled total row."""
+def decoder_label(decoder: dict | str | None) -> str:
+    """``greedy``, ``beam 50``, ``beam 50 + LM (weight 0.5, word score 1)``, from a summary's decoder."""
+    if not isinstance(decoder, dict) or decoder.get("kind") != "beam":
+        return "greedy"
+    label = f"beam {decoder['beam_size']}" + (" + lexicon" if decoder.get("lexicon") else "")
+    if decoder.get("lm"):
+        label += f" + LM (weight {decoder['lm_weight']:g}, word score {decoder['word_score']:g})"
+    return label
+
+
+def results_table(summaries: dict[str, dict], pooled: bool = True) -> str:
+    """A Markdown table of several ``summary.json`` contents, with a pooled total row if ``pooled``."""
     lines = [
-        "| evaluation | utterances | words | WER | CER | S | D | I |",
-        "|---|---|---|---|---|---|---|---|",
+        "| evaluation | decoder | utterances | words | WER | CER | S | D | I |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summaries.items():
         lines.append(
-            f"| {name} | {s['num_utterances']} | {s['num_words']} | {100 * s['wer']:.2f} % | "
-            f"{100 * s['cer']:.2f} % | {s['substitutions']} | {s['deletions']} | {s['insertions']} |"
+            f"| {name} | {decoder_label(s.get('decoder'))} | {s['num_utterances']} | {s['num_words']} | "
+            f"{100 * s['wer']:.2f} % | {100 * s['cer']:.2f} % | {s['substitutions']} | {s['deletions']} | "
+            f"{s['insertions']} |"
         )
-    if len(summaries) > 1:
+    if pooled and len(summaries) > 1:
         words = sum(s["num_words"] for s in summaries.values())
         errors = sum(s["substitutions"] + s["deletions"] + s["insertions"] for s in summaries.values())
         lines.append(
-            f"| **pooled** | {sum(s['num_utterances'] for s in summaries.values())} | {words} | "
+            f"| **pooled** | | {sum(s['num_utterances'] for s in summaries.values())} | {words} | "
             f"**{100 * errors / words:.2f} %** | | "
             + " | ".join(str(sum(s[k] for s in summaries.values())) for k in ("substitutions", "deletions", "insertions"))
             + " |"

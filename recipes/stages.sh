@@ -1,7 +1,8 @@
 # Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
-# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS), then sources this file.
+# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, LM_TEXT, LM_ORDER), then sources this file.
 #
-#   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 evaluate, 4 transcribe)
+#   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 language model,
+#                                4 evaluate greedy and beam+LM, 5 transcribe an example)
 #   --src DIR                    an existing copy of the corpus (skips the download)
 #   --url URL                    download the corpus archive from URL instead of its public address
 #   --data DIR                   where manifests go (default data/$CORPUS)
@@ -12,7 +13,7 @@ set -euo pipefail
 
 RECIPE_DIR=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
 stage=0
-stop_stage=4
+stop_stage=5
 src=""
 url=""
 data="data/$CORPUS"
@@ -22,8 +23,9 @@ python="${PYTHON:-python3}"
 TEST_SPLIT=${TEST_SPLIT:-test}
 DEV_SPLIT=${DEV_SPLIT:-dev}
 PREPARE_ARGS=${PREPARE_ARGS:-}
+LM_ORDER=${LM_ORDER:-3}
 
-usage() { sed -n '2,12p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,13p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -66,13 +68,29 @@ if run_stage 2; then
   asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp"
 fi
 
+lm_dir="$exp/lm"
+lm_text=${LM_TEXT:-$data/train.jsonl}
 if run_stage 3; then
-  log "3: evaluate $data/$TEST_SPLIT.jsonl"
-  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_$TEST_SPLIT"
+  log "3: word LM (order $LM_ORDER) and lexicon from $lm_text -> $lm_dir"
+  asr lm build --text "$lm_text" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \
+    --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train.jsonl"
+  if [ "$DEV_SPLIT" != train ]; then
+    log "3: tune LM weight x word score on $data/$DEV_SPLIT.jsonl"
+    asr tune-lm --model "$exp" --manifest "$data/$DEV_SPLIT.jsonl" --lm "$lm_dir/words.arpa" \
+      --lexicon "$lm_dir/lexicon.txt" --out "$lm_dir/tuning.json"
+  fi
 fi
 
 if run_stage 4; then
+  log "4: evaluate $data/$TEST_SPLIT.jsonl (greedy, then beam search with the LM)"
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_${TEST_SPLIT}_greedy" --decoder greedy
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_${TEST_SPLIT}_beam" \
+    --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt"
+  asr summarize "$exp/eval_${TEST_SPLIT}_greedy" "$exp/eval_${TEST_SPLIT}_beam" --no-pool
+fi
+
+if run_stage 5; then
   example=$("$python" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["audio_filepath"])' "$data/$TEST_SPLIT.jsonl")
-  log "4: transcribe $example"
-  asr transcribe "$example" --model "$exp"
+  log "5: transcribe $example"
+  asr transcribe "$example" --model "$exp" --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt"
 fi

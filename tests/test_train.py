@@ -42,7 +42,7 @@ def test_overfits_a_few_real_clips(manifest, tmp_path, fsdd_clips):
     assert result.best_dev_wer == 0.0
     model = load_model(tmp_path / "exp")
     for name, text in CLIPS.items():
-        assert transcribe_file(model, fsdd_clips / f"{name}.wav") == text
+        assert transcribe_file(model, fsdd_clips / f"{name}.wav").text == text
     summary = evaluate(model, manifest, tmp_path / "eval")
     assert summary["wer"] == 0.0 and summary["num_utterances"] == 4
     assert {"wer", "cer", "num_utterances", "num_words", "substitutions", "deletions", "insertions"} <= set(summary)

@@ -1,0 +1,130 @@
+"""Beam search (flashlight through torchaudio) on hand-built log-probabilities, and decoder settings."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model, package, store_decoder_settings
+from asr.decode import DecoderConfig, build_decoder, greedy_decode, resolve_decoder_config
+from asr.errors import AsrError
+from asr.features import FeatureConfig
+from asr.lm import build_lm
+from asr.model import AcousticModel, ModelConfig
+from asr.subtitles import Cue, group_words, to_srt, to_vtt
+from asr.text import CharTokenizer
+from asr.transcribe import Word
+
+TOKENIZER = CharTokenizer()
+
+
+def emissions(frames: list[dict[str, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One utterance: each frame gives probabilities to some tokens ("" is the blank);
+    the rest of the mass is spread over the other tokens. -> ((1, T, V), (1,))"""
+    rows = []
+    for frame in frames:
+        rest = (1.0 - sum(frame.values())) / (len(TOKENIZER) - len(frame))
+        probs = torch.full((len(TOKENIZER),), rest)
+        for token, p in frame.items():
+            probs[TOKENIZER.blank_id if token == "" else TOKENIZER.vocabulary.index(token)] = p
+        rows.append(probs.log())
+    return torch.stack(rows)[None], torch.tensor([len(rows)])
+
+
+BLANK = {"": 0.9}
+
+
+def test_lexicon_beam_fixes_what_greedy_gets_wrong(tmp_path):
+    # greedy reads "cst": 's' beats 'a' in the middle frame by a little
+    log_probs, lengths = emissions([{"c": 0.9}, BLANK, {"s": 0.5, "a": 0.45}, BLANK, {"t": 0.9}, BLANK])
+    assert greedy_decode(log_probs, lengths, TOKENIZER) == ["cst"]
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("cat\tc a t |\ncut\tc u t |\ncot\tc o t |\n")
+    beam = build_decoder(DecoderConfig(kind="beam", lexicon=str(lexicon)), TOKENIZER)
+    assert beam.decode(log_probs, lengths)[0][0].text == "cat"
+
+
+def test_token_lm_fixes_a_misspelling_lexicon_free(tmp_path):
+    # the acoustics slightly prefer "teh"; an LM over characters knows "the"
+    log_probs, lengths = emissions(
+        [{"t": 0.9}, BLANK, {"e": 0.5, "h": 0.45}, BLANK, {"h": 0.5, "e": 0.45}, BLANK]
+    )
+    assert greedy_decode(log_probs, lengths, TOKENIZER) == ["teh"]
+    text = tmp_path / "text.txt"
+    text.write_text("the cat\nthe dog\nthen the end\nthe\nother things\n" * 3)
+    lm = build_lm([text], 4, tmp_path / "tokens.arpa", units="tokens").arpa
+    no_lm = build_decoder(DecoderConfig(kind="beam"), TOKENIZER)
+    assert no_lm.decode(log_probs, lengths)[0][0].text == "teh"
+    with_lm = build_decoder(DecoderConfig(kind="beam", lm=str(lm), lm_weight=1.0), TOKENIZER)
+    assert with_lm.decode(log_probs, lengths)[0][0].text == "the"
+
+
+def test_word_lm_chooses_between_lexicon_words(tmp_path):
+    # "red" and "rad" sound alike here; the word LM has only ever seen "red"
+    log_probs, lengths = emissions([{"r": 0.9}, BLANK, {"a": 0.5, "e": 0.45}, BLANK, {"d": 0.9}, BLANK])
+    text = tmp_path / "text.txt"
+    text.write_text("red\nthe red car\nred red\n")
+    built = build_lm([text], 2, tmp_path / "words.arpa", lexicon=tmp_path / "lexicon.txt",
+                     vocabulary_manifests=[_manifest(tmp_path, "rad")])
+    plain = DecoderConfig(kind="beam", lexicon=str(built.lexicon))
+    assert build_decoder(plain, TOKENIZER).decode(log_probs, lengths)[0][0].text == "rad"
+    with_lm = DecoderConfig(kind="beam", lexicon=str(built.lexicon), lm=str(built.arpa), lm_weight=1.0)
+    nbest = build_decoder(with_lm.__class__(**{**with_lm.__dict__, "nbest": 2}), TOKENIZER).decode(log_probs, lengths)[0]
+    assert [h.text for h in nbest] == ["red", "rad"] and nbest[0].score > nbest[1].score
+
+
+def test_word_lm_without_lexicon_is_refused(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("hello world\n")
+    lm = build_lm([text], 2, tmp_path / "words.arpa").arpa
+    with pytest.raises(AsrError, match="needs a lexicon"):
+        build_decoder(DecoderConfig(kind="beam", lm=str(lm)), TOKENIZER)
+
+
+def test_settings_resolve_model_then_command_line(tmp_path):
+    stored = {"kind": "beam", "lm": "lm/words.arpa", "lexicon": "lm/lexicon.txt", "lm_weight": 0.7}
+    config = resolve_decoder_config(stored, tmp_path, word_score=1.5)
+    assert config.kind == "beam" and config.lm == str(tmp_path / "lm/words.arpa") and config.lm_weight == 0.7
+    assert config.word_score == 1.5
+    assert resolve_decoder_config(stored, tmp_path, kind="greedy").lm is None
+    assert resolve_decoder_config(None, None, lm="x.arpa").kind == "beam"
+    with pytest.raises(AsrError, match="needs the beam decoder"):
+        DecoderConfig(kind="greedy", lm="x.arpa")
+
+
+def test_a_model_carries_its_decoder_settings(tmp_path):
+    network = AcousticModel(len(TOKENIZER), FeatureConfig(n_mels=16), ModelConfig(hidden_size=8, num_layers=1))
+    torch.save(package(network, TOKENIZER, {}), tmp_path / "model.pt")
+    (tmp_path / "lm").mkdir()
+    settings = {"kind": "beam", "lm": str(tmp_path / "lm" / "words.arpa"), "lm_weight": 0.3, "unk_score": -math.inf}
+    store_decoder_settings(tmp_path, settings)
+    model = load_model(tmp_path / "model.pt")
+    assert model.decoder_settings["lm"] == "lm/words.arpa"  # relative: the folder can move
+    config = model.decoder_config()
+    assert config.lm == str(tmp_path / "lm" / "words.arpa") and config.lm_weight == 0.3
+
+
+def test_subtitle_cues_group_words_into_readable_lines():
+    words = [Word(f"word{i}", i * 0.5, i * 0.5 + 0.3) for i in range(12)] + [Word("late", 10.0, 10.4)]
+    cues = group_words(words)
+    assert all(len(c.text) <= 42 for c in cues) and cues[-1].text == "late"  # the pause starts a new cue
+    assert " ".join(c.text for c in cues) == " ".join(w.word for w in words)
+    srt = to_srt([Cue(0.0, 1.25, "hello"), Cue(3661.5, 3662.0, "again")])
+    assert srt == "1\n00:00:00,000 --> 00:00:01,250\nhello\n\n2\n01:01:01,500 --> 01:01:02,000\nagain\n"
+    assert to_vtt([Cue(0.0, 1.25, "hello")]) == "WEBVTT\n\n00:00:00.000 --> 00:00:01.250\nhello\n"
+
+
+def test_transcribe_rejects_several_files_as_srt_without_a_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", "a.wav", "b.wav", "--model", str(tmp_path), "--format", "srt"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "--output-dir" in result.stderr
+
+
+def _manifest(folder, text):
+    path = folder / "vocab.jsonl"
+    path.write_text(f'{{"audio_filepath": "x.wav", "text": "{text}"}}\n')
+    return path
