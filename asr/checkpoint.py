@@ -120,7 +120,11 @@ def load_model(path: str | Path) -> PackagedModel:
     config = dataclass_from_dict(ModelConfig, data["model_config"], f"{path} model_config")
     tokenizer = CharTokenizer(data["vocabulary"])
     network = AcousticModel(len(tokenizer), features, config)
-    network.load_state_dict(data["state_dict"])
+    try:
+        network.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise AsrError(f"{path}: weights do not fit the model this version builds ({first_line})") from None
     return PackagedModel(network, tokenizer, data.get("metadata", {}), data.get("decoder"), path)
 
 

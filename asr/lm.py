@@ -224,7 +224,9 @@ def token_symbols(tokenizer) -> list[str]:
 
 
 def spell(word: str, tokenizer) -> list[str] | None:
-    """``word`` as decoder token symbols ending in the word boundary; None when it cannot be spelled."""
+    """``word`` as decoder token symbols ending in the word boundary ``|``; None when it
+    cannot be spelled. (The decoder appends a boundary frame to every utterance, so the
+    last word, which the models never follow with a space, can end too.)"""
     symbols = token_symbols(tokenizer)
     try:
         ids = tokenizer.encode(word).tolist()

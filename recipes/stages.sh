@@ -1,5 +1,5 @@
 # Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
-# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, LM_TEXT, LM_ORDER), then sources this file.
+# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, LM_TEXT_NAME, LM_ORDER), then sources this file.
 #
 #   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 language model,
 #                                4 evaluate greedy and beam+LM, 5 transcribe an example)
@@ -69,7 +69,7 @@ if run_stage 2; then
 fi
 
 lm_dir="$exp/lm"
-lm_text=${LM_TEXT:-$data/train.jsonl}
+lm_text="$data/${LM_TEXT_NAME:-train.jsonl}"
 if run_stage 3; then
   log "3: word LM (order $LM_ORDER) and lexicon from $lm_text -> $lm_dir"
   asr lm build --text "$lm_text" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \

@@ -2,6 +2,8 @@
 
 Each corpus module has ``prepare(src, **options) -> dict[split, list[Utterance]]``
 and a ``DOWNLOAD_URL`` (or ``None`` when it cannot be fetched automatically).
+A corpus with more text than audio also has ``lm_text(src, splits) -> list[str]``:
+sentences for a language model, none of them in a dev or test split.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from asr.errors import AsrError
 
 log = logging.getLogger(__name__)
 
+LM_TEXT = "lm_text.txt"  # written beside the manifests by corpora that have lm_text()
 CORPORA = {"yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech}
 
 
@@ -36,4 +39,8 @@ def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> di
         counts[split] = len(utterances)
     if not counts:
         raise AsrError(f"{src}: found no audio in the layout of corpus {name!r}")
+    if hasattr(CORPORA[name], "lm_text"):
+        sentences = CORPORA[name].lm_text(src, splits)
+        (out / LM_TEXT).write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+        log.info("%s: %d sentences for language models (no dev or test sentence)", out / LM_TEXT, len(sentences))
     return counts

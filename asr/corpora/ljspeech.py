@@ -72,3 +72,10 @@ def prepare(
         "dev": [u for u in utterances if chapter(u) in dev],
         "test": [u for u in utterances if chapter(u) in test],
     }
+
+
+def lm_text(src: Path, splits: dict[str, list[Utterance]]) -> list[str]:
+    """Every normalized sentence of ``metadata.csv`` (with audio here or not) except the
+    dev and test ones: the text a word LM may learn from."""
+    held_out = {u.id for split in ("dev", "test") for u in splits.get(split, [])}
+    return [text for clip_id, text in read_metadata(src) if clip_id not in held_out]
