@@ -9,8 +9,8 @@ from pathlib import Path
 from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
 from asr.inference import recognize
-from asr.metrics import error_counts
-from asr.report import ScoredUtterance, write_hypotheses, write_markdown, write_summary
+from asr.errors import AsrError
+from asr.report import ScoredUtterance, write_reports
 from asr.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ def evaluate(
     progress: bool = False,
 ) -> dict:
     """Decode every utterance of ``manifest`` greedily and write ``summary.json``,
-    ``report.md`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
+    ``report.md``, ``report.html``, ``alignments.txt`` and ``hyp.jsonl`` into ``out_dir``
+    (see :mod:`asr.report`); returns the summary.
 
     Utterances whose audio is missing or unreadable, or whose reference
     normalises to nothing, are not scored; they are listed in the report and
@@ -43,13 +44,16 @@ def evaluate(
         if index not in result.hypotheses:
             continue
         scored.append(
-            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker)
+            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker, utt.duration)
         )
-    counts = error_counts([u.reference for u in scored], [u.hypothesis for u in scored])
+    if not scored:
+        first = next(iter(failed.items()), ("", "the manifest is empty"))
+        raise AsrError(f"{manifest}: no utterance could be scored ({len(failed)} failed; {first[0]}: {first[1]})")
     audio_seconds = sum(u.duration for i, u in enumerate(utterances) if i in result.hypotheses)
-    summary = write_summary(
-        out_dir / "summary.json",
-        counts,
+    summary = write_reports(
+        out_dir,
+        scored,
+        failed,
         {
             "num_failed": len(failed),
             "failed": failed,
@@ -58,9 +62,10 @@ def evaluate(
             "decoder": "greedy",
             "decode_seconds": round(seconds, 3),
             "real_time_factor": round(seconds / audio_seconds, 5) if audio_seconds else None,
+            "audio_seconds": round(audio_seconds, 3),
+            "model_settings": model.metadata,
         },
+        title=f"Evaluation of {Path(manifest).name}",
     )
-    write_markdown(out_dir / "report.md", counts, scored, failed, title=f"Evaluation of {Path(manifest).name}")
-    write_hypotheses(out_dir / "hyp.jsonl", scored)
-    log.info("WER %.2f%% (%d utterances) -> %s", 100 * counts.wer, counts.num_utterances, out_dir)
+    log.info("WER %.2f%% (%d utterances) -> %s", 100 * summary["wer"], summary["num_utterances"], out_dir)
     return summary
