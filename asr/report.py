@@ -50,6 +50,8 @@ def write_reports(out_dir: Path, utterances: Sequence[ScoredUtterance], failed: 
     ``failed`` maps the audio path of each utterance that was not scored to the reason;
     ``extra`` (decoding settings, timing, provenance) is merged into the summary.
     """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     scores = score_utterances(utterances)
     summary = summarize(scores, extra)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
@@ -136,13 +138,14 @@ def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dic
           summary["substitutions"], summary["deletions"], summary["insertions"]]],
     )
     bootstrap = summary["bootstrap"]
+    decoder = summary.get("decoder", "")
     lines += [
         POOLING_NOTE + f" The interval is a percentile bootstrap over utterances "
         f"({bootstrap['samples']} samples, seed {bootstrap['seed']}).",
         "",
         f"- manifest: `{summary.get('manifest', '')}`",
         f"- model: `{summary.get('model', '')}`",
-        f"- decoder: `{json.dumps(summary.get('decoder', ''))}`",
+        f"- decoder: `{decoder if isinstance(decoder, str) else json.dumps(decoder)}`",
     ]
     if summary.get("decode_seconds") is not None:
         rtf = summary.get("real_time_factor")
