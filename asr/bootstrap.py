@@ -66,6 +66,12 @@ class PairedBootstrap:
     seed: int  # seed of the sampling
     confidence: float  # coverage of [low, high], e.g. 0.95
 
+    def p_text(self) -> str:
+        """``p = 0.0123``, or ``p <= 0.0010`` when no sample was as extreme (the resolution of
+        ``samples``)."""
+        floor = 1 / (self.samples + 1)
+        return f"p <= {floor:.4f}" if self.p_value <= floor else f"p = {self.p_value:.4f}"
+
 
 def paired_bootstrap(
     errors_a: Sequence[int],

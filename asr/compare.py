@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, PairedBootstrap, paired_bootstrap
@@ -44,28 +45,28 @@ class Comparison:
     bootstrap: PairedBootstrap  # WER(B) - WER(A) with its interval and p-value
     notes: list[str] = field(default_factory=list)  # what the reader must know (utterances left out, ...)
 
-    @property
+    @cached_property
     def counts_a(self) -> ErrorCounts:
         return pooled_counts([a for a, _ in self.pairs])
 
-    @property
+    @cached_property
     def counts_b(self) -> ErrorCounts:
         return pooled_counts([b for _, b in self.pairs])
 
-    @property
+    @cached_property
     def per_speaker_a(self) -> dict[str, dict]:
         return per_speaker([a for a, _ in self.pairs])
 
-    @property
+    @cached_property
     def per_speaker_b(self) -> dict[str, dict]:
         return per_speaker([b for _, b in self.pairs])
 
-    @property
+    @cached_property
     def better(self) -> list[tuple[UtteranceScore, UtteranceScore]]:
         """Utterances where B makes fewer word errors than A, biggest gain first."""
         return sorted((p for p in self.pairs if p[1].errors < p[0].errors), key=lambda p: (p[1].errors - p[0].errors, p[0].key))
 
-    @property
+    @cached_property
     def worse(self) -> list[tuple[UtteranceScore, UtteranceScore]]:
         """Utterances where B makes more word errors than A, biggest loss first."""
         return sorted((p for p in self.pairs if p[1].errors > p[0].errors), key=lambda p: (p[0].errors - p[1].errors, p[0].key))
@@ -78,8 +79,8 @@ class Comparison:
         better, worse = ("B", "A") if boot.difference < 0 else ("A", "B")
         size = f"{100 * abs(boot.difference):.2f} points"
         if boot.p_value < level:
-            return f"{better} is better than {worse} by {size} (significant: p = {boot.p_value:.4f} < {level})."
-        return f"{better} has {size} lower WER than {worse}, but the difference is not significant (p = {boot.p_value:.4f} >= {level})."
+            return f"{better} is better than {worse} by {size} (significant at {level}: {boot.p_text()})."
+        return f"{better} has {size} lower WER than {worse}, but the difference is not significant at {level} ({boot.p_text()})."
 
     def to_json(self) -> dict:
         boot = self.bootstrap
@@ -151,7 +152,7 @@ def comparison_text(comparison: Comparison, limit: int = 10) -> str:
         f"B {c.name_b}: WER {100 * c.counts_b.wer:.2f}%  ({c.folder_b})",
         f"{len(c.pairs)} utterances, {c.counts_a.num_words} reference words",
         f"B - A: {100 * boot.difference:+.2f} points, {100 * boot.confidence:.0f}% CI "
-        f"[{100 * boot.low:+.2f}, {100 * boot.high:+.2f}], p = {boot.p_value:.4f} "
+        f"[{100 * boot.low:+.2f}, {100 * boot.high:+.2f}], {boot.p_text()} "
         f"(paired bootstrap, {boot.samples} samples, seed {boot.seed})",
         c.verdict(),
         f"B better on {len(c.better)} utterances, worse on {len(c.worse)}, "
@@ -159,7 +160,7 @@ def comparison_text(comparison: Comparison, limit: int = 10) -> str:
         *c.notes,
     ]
     for title, pairs in (("worse in B", c.worse), ("better in B", c.better)):
-        if pairs:
+        if pairs and limit > 0:
             lines += ["", f"{title} ({min(limit, len(pairs))} of {len(pairs)}):"]
             for a, b in pairs[:limit]:
                 lines += [f"  {a.key}: errors {a.errors} -> {b.errors}", f"    ref: {a.reference}",

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from asr.scoring import Confusions, LengthBin
 
@@ -118,6 +119,9 @@ def plot_training_curves(history: Sequence[dict], path: str | Path) -> None:
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("CTC loss (log scale)")
     loss_axis.set_yscale("log")
+    loss_axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    loss_axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    loss_axis.yaxis.set_minor_formatter(NullFormatter())
     loss_axis.set_title("loss")
     loss_axis.legend()
     wers = [100 * r["dev_wer"] for r in history]

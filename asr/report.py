@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Sequence
 
 from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
-from asr.metrics import ErrorCounts
 from asr.report_html import write_evaluation_html
 from asr.scoring import (
     ScoredUtterance,

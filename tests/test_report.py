@@ -22,6 +22,7 @@ from asr.metrics import error_counts
 from asr.model import AcousticModel, ModelConfig
 from asr.plots import plot_training_curves
 from asr.report import alignment_block, write_reports
+from asr.report_html import comparison_html
 from asr.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
 from asr.text import CharTokenizer
 
@@ -286,3 +287,17 @@ def test_reference_that_normalises_to_nothing_is_reported_not_a_crash(untrained_
     write_manifest(tmp_path / "empty.jsonl", [Utterance(str(fsdd_clips / "0_george_10.wav"), "...", 0.5)])
     result = asr("evaluate", "--model", untrained_model, "--manifest", tmp_path / "empty.jsonl", "--out", tmp_path / "e2")
     assert result.returncode == 2 and "no utterance could be scored" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_html_in_a_headless_browser(tmp_path):
+    browser = _browser()
+    references = ["yes no yes"] * 30
+    _evaluation(tmp_path / "a", ["yes no no"] * 20 + ["yes no yes"] * 10, references)
+    _evaluation(tmp_path / "b", ["yes no yes"] * 25 + ["yes yes"] * 5, references)
+    comparison = compare(tmp_path / "a", tmp_path / "b")
+    page = tmp_path / "compare.html"
+    page.write_text(comparison_html(comparison))
+    dom = _dump_dom(browser, page.as_uri(), tmp_path / "profile")
+    assert re.search(r'id="wer-a">22\.22 %<', dom) and re.search(r'id="wer-b">5\.56 %<', dom)
+    assert "25 of 30 utterances shown" in dom  # opens on the changed ones: 20 repaired, 5 broken
+    assert "5 of 30 utterances shown" in _dump_dom(browser, page.as_uri() + "#worse", tmp_path / "profile")
