@@ -24,8 +24,8 @@ def evaluate(
     progress: bool = False,
 ) -> dict:
     """Decode every utterance of ``manifest`` greedily and write ``summary.json``,
-    ``report.md``, ``report.html``, ``alignments.txt`` and ``hyp.jsonl`` into ``out_dir``
-    (see :mod:`asr.report`); returns the summary.
+    ``report.md`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
+    ``report.html`` and ``alignments.txt`` come with them (see :mod:`asr.report`).
 
     Utterances whose audio is missing or unreadable, or whose reference
     normalises to nothing, are not scored; they are listed in the report and

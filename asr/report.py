@@ -105,16 +105,6 @@ def write_alignments(path: Path, scores: Sequence[UtteranceScore], title: str) -
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def write_hypotheses(path: Path, utterances: Sequence[ScoredUtterance]) -> None:
-    """``hyp.jsonl``: one manifest-like line per utterance with the hypothesis and the reference."""
-    with path.open("w", encoding="utf-8") as out:
-        for utt in utterances:
-            row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
-            if utt.speaker:
-                row["speaker"] = utt.speaker
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def _table(header: list[str], rows: list[list]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
@@ -171,6 +161,16 @@ def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dic
     for score in wrong:
         lines += ["```", *alignment_block(score), "```", ""]
     return "\n".join(lines)
+
+
+def write_hypotheses(path: Path, utterances: Sequence[ScoredUtterance]) -> None:
+    """``hyp.jsonl``: one manifest-like line per utterance with the hypothesis and the reference."""
+    with path.open("w", encoding="utf-8") as out:
+        for utt in utterances:
+            row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
+            if utt.speaker:
+                row["speaker"] = utt.speaker
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def results_table(summaries: dict[str, dict]) -> str:
