@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
-from asr.report_html import write_evaluation_html
+from asr.report_html import decoder_text, write_evaluation_html
 from asr.scoring import (
     ScoredUtterance,
     UtteranceScore,
@@ -127,14 +127,13 @@ def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dic
           summary["substitutions"], summary["deletions"], summary["insertions"]]],
     )
     bootstrap = summary["bootstrap"]
-    decoder = summary.get("decoder", "")
     lines += [
         POOLING_NOTE + f" The interval is a percentile bootstrap over utterances "
         f"({bootstrap['samples']} samples, seed {bootstrap['seed']}).",
         "",
         f"- manifest: `{summary.get('manifest', '')}`",
         f"- model: `{summary.get('model', '')}`",
-        f"- decoder: `{decoder if isinstance(decoder, str) else json.dumps(decoder)}`",
+        f"- decoder: {decoder_text(summary.get('decoder'))}",
     ]
     if summary.get("decode_seconds") is not None:
         rtf = summary.get("real_time_factor")

@@ -128,6 +128,13 @@ def _card(label: str, value: str, sub: str = "", main: bool = False, ident: str 
             f'<div class="value"{ident}>{escape(value)}</div>{sub}</div>')
 
 
+def decoder_text(decoder) -> str:
+    """A summary's ``decoder`` (a name, or a dict of settings) as one short line."""
+    if isinstance(decoder, dict):
+        return ", ".join(f"{key} {value}" for key, value in decoder.items() if value not in (None, ""))
+    return str(decoder or "")
+
+
 def _percent(value: float) -> str:
     return f"{100 * value:.2f} %"
 
@@ -212,8 +219,11 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
         cards.append(_card("decoding", f"{summary['decode_seconds']:.1f} s",
                            f"real-time factor {rtf:.4f}" if rtf is not None else ""))
     meta = " · ".join(
-        f"{label}: {escape(str(summary[key]))}" for label, key in (("manifest", "manifest"), ("model", "model"))
-        if summary.get(key)
+        f"{label}: {escape(text)}" for label, text in (
+            ("manifest", str(summary.get("manifest") or "")),
+            ("model", str(summary.get("model") or "")),
+            ("decoder", decoder_text(summary.get("decoder"))),
+        ) if text
     )
     body = [
         f"<h1>{escape(title)}</h1>",
