@@ -91,6 +91,16 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from asr.compare import compare, comparison_text, write_comparison
+
+    comparison = compare(args.dir_a, args.dir_b, samples=args.samples, seed=args.seed)
+    print(comparison_text(comparison, limit=args.show))
+    if args.out:
+        print(f"-> {write_comparison(comparison, args.out)}")
+    return 0
+
+
 def _cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
     from asr.decode import build_decoder
@@ -248,12 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="decode a manifest and score it",
-                       description="Decode a manifest; write summary.json, report.md and hyp.jsonl to --out.")
+                       description="Decode a manifest; write summary.json, report.md, report.html (self-contained, "
+                                   "with plots), alignments.txt (sclite-style) and hyp.jsonl to --out.")
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
     p.add_argument("--manifest", required=True, help="manifest to decode (JSON lines)")
     p.add_argument("--out", required=True, help="folder for the report")
     _add_decoder_options(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", help="compare two evaluations of the same manifest",
+                       description="Compare two folders written by `asr evaluate --out` on the same manifest: "
+                                   "WER of each, the difference B - A with a paired-bootstrap confidence interval "
+                                   "and p-value, and the utterances that got better or worse. Prints a summary; "
+                                   "with --out, also writes OUT/compare.html (self-contained) and OUT/compare.json.")
+    p.add_argument("dir_a", metavar="DIR_A", help="evaluation folder of system A (the baseline)")
+    p.add_argument("dir_b", metavar="DIR_B", help="evaluation folder of system B")
+    p.add_argument("--out", metavar="DIR", help="folder for compare.html and compare.json")
+    p.add_argument("--samples", type=int, default=1000, help="bootstrap samples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--show", type=int, default=10, metavar="N",
+                   help="utterances listed per direction (worse, better) in the terminal (default 10)")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files",
                        description="Transcribe audio files (any format soundfile reads, any rate and channel count).")

@@ -10,8 +10,8 @@ from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
 from asr.decode import DecoderConfig, build_decoder
 from asr.inference import recognize
-from asr.metrics import error_counts
-from asr.report import ScoredUtterance, write_hypotheses, write_markdown, write_summary
+from asr.errors import AsrError
+from asr.report import ScoredUtterance, write_reports
 from asr.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def evaluate(
 ) -> dict:
     """Decode every utterance of ``manifest`` (greedily unless ``decoder_config`` says otherwise) and write ``summary.json``,
     ``report.md`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
+    ``report.html`` and ``alignments.txt`` come with them (see :mod:`asr.report`).
 
     Utterances whose audio is missing or unreadable, or whose reference
     normalises to nothing, are not scored; they are listed in the report and
@@ -46,13 +47,16 @@ def evaluate(
         if index not in result.hypotheses:
             continue
         scored.append(
-            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker)
+            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker, utt.duration)
         )
-    counts = error_counts([u.reference for u in scored], [u.hypothesis for u in scored])
+    if not scored:
+        first = next(iter(failed.items()), ("", "the manifest is empty"))
+        raise AsrError(f"{manifest}: no utterance could be scored ({len(failed)} failed; {first[0]}: {first[1]})")
     audio_seconds = sum(u.duration for i, u in enumerate(utterances) if i in result.hypotheses)
-    summary = write_summary(
-        out_dir / "summary.json",
-        counts,
+    summary = write_reports(
+        out_dir,
+        scored,
+        failed,
         {
             "num_failed": len(failed),
             "failed": failed,
@@ -61,9 +65,10 @@ def evaluate(
             "decoder": decoder_config.describe(),
             "decode_seconds": round(seconds, 3),
             "real_time_factor": round(seconds / audio_seconds, 5) if audio_seconds else None,
+            "audio_seconds": round(audio_seconds, 3),
+            "model_settings": model.metadata,
         },
+        title=f"Evaluation of {Path(manifest).name}",
     )
-    write_markdown(out_dir / "report.md", counts, scored, failed, title=f"Evaluation of {Path(manifest).name}")
-    write_hypotheses(out_dir / "hyp.jsonl", scored)
-    log.info("WER %.2f%% (%d utterances) -> %s", 100 * counts.wer, counts.num_utterances, out_dir)
+    log.info("WER %.2f%% (%d utterances) -> %s", 100 * summary["wer"], summary["num_utterances"], out_dir)
     return summary

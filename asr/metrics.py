@@ -42,19 +42,3 @@ def error_counts(references: list[str], hypotheses: list[str]) -> ErrorCounts:
         sentence_error_rate=wrong_sentences / len(references),
     )
 
-
-def utterance_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(word errors, reference words) of one utterance."""
-    result = jiwer.process_words(reference, hypothesis)
-    return (
-        result.substitutions + result.deletions + result.insertions,
-        result.hits + result.substitutions + result.deletions,
-    )
-
-
-def alignment_text(reference: str, hypothesis: str) -> str:
-    """jiwer's REF/HYP alignment of one utterance, S/D/I marked under the words."""
-    result = jiwer.process_words(reference, hypothesis)
-    text = jiwer.visualize_alignment(result, show_measures=False, skip_correct=False)
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("=== SENTENCE")]
-    return "\n".join(lines)

@@ -1,87 +1,175 @@
-"""Evaluation reports: ``summary.json`` for machines, ``report.md`` for people."""
+"""Evaluation reports: ``summary.json`` for machines, ``report.md`` and ``report.html`` for people,
+``alignments.txt`` (sclite-style) and ``hyp.jsonl`` (one decoded line per utterance)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-from asr.metrics import ErrorCounts, alignment_text, utterance_errors
+from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
+from asr.report_html import decoder_label, write_evaluation_html
+from asr.scoring import (
+    ScoredUtterance,
+    UtteranceScore,
+    confusions,
+    per_speaker,
+    pooled_counts,
+    score_utterances,
+)
+
+__all__ = ["ScoredUtterance", "write_reports", "results_table"]
+
+POOLING_NOTE = (
+    "WER is pooled: all word errors divided by all reference words (never a mean of per-utterance "
+    "rates), after the toolkit's text normalisation (`asr.text.normalize_text`: case, punctuation, "
+    "digits) of both sides."
+)
 
 
-@dataclass
-class ScoredUtterance:
-    key: str  # utterance id (or file stem)
-    reference: str  # normalised reference
-    hypothesis: str  # normalised hypothesis
-    speaker: str | None  # speaker, when the manifest names one
+def summarize(scores: Sequence[UtteranceScore], extra: dict, samples: int = DEFAULT_SAMPLES,
+              seed: int = DEFAULT_SEED) -> dict:
+    """The ``summary.json`` contents: pooled counts, bootstrap interval, per-speaker rows, ``extra``."""
+    counts = pooled_counts(scores)
+    low, high = wer_interval([s.errors for s in scores], [s.num_words for s in scores], samples, seed)
+    return {
+        **counts.__dict__,
+        "wer_ci95": [low, high],
+        "bootstrap": {"samples": samples, "seed": seed, "resampled": "utterances"},
+        "per_speaker": per_speaker(scores),
+        **extra,
+    }
 
 
-def write_summary(path: Path, counts: ErrorCounts, extra: dict) -> dict:
-    """``summary.json``: the :class:`ErrorCounts` fields plus ``extra``; returns what was written."""
-    summary = {**counts.__dict__, **extra}
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+def write_reports(out_dir: Path, utterances: Sequence[ScoredUtterance], failed: dict[str, str],
+                  extra: dict, title: str) -> dict:
+    """Score ``utterances`` and write ``summary.json``, ``report.md``, ``report.html``,
+    ``alignments.txt`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
+
+    ``failed`` maps the audio path of each utterance that was not scored to the reason;
+    ``extra`` (decoding settings, timing, provenance) is merged into the summary.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores = score_utterances(utterances)
+    summary = summarize(scores, extra)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(markdown_report(summary, scores, failed, title), encoding="utf-8")
+    write_alignments(out_dir / "alignments.txt", scores, title)
+    write_hypotheses(out_dir / "hyp.jsonl", utterances)
+    write_evaluation_html(out_dir / "report.html", summary, scores, failed, title)
     return summary
 
 
-def write_markdown(
-    path: Path,
-    counts: ErrorCounts,
-    utterances: list[ScoredUtterance],
-    failed: dict[str, str],
-    title: str,
-    worst: int = 20,
-) -> None:
-    """``report.md``: headline numbers, S/D/I, failures, then the worst utterances aligned."""
-    scored = []
-    for utt in utterances:
-        errors, words = utterance_errors(utt.reference, utt.hypothesis)
-        scored.append((errors, words, utt))
-    scored.sort(key=lambda item: (-item[0], item[2].key))
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def alignment_block(score: UtteranceScore) -> list[str]:
+    """sclite's ``pralign`` layout for one utterance: correct words in lower case, errors in
+    upper case, ``***`` where one side has no word, and an ``Eval`` line of S/D/I marks."""
+    ref, hyp, marks = [], [], []
+    for word in score.alignment:
+        if word.op == "C":
+            r, h, mark = word.reference, word.hypothesis, ""
+        else:
+            r = word.reference.upper() or "***"
+            h = word.hypothesis.upper() or "***"
+            mark = word.op
+        width = max(len(r), len(h), 1)
+        ref.append(r.ljust(width))
+        hyp.append(h.ljust(width))
+        marks.append(mark.ljust(width))
+    lines = [f"id: ({score.key})"]
+    if score.speaker:
+        lines.append(f"Speaker: {score.speaker}")
+    lines += [
+        f"Scores: (#C #S #D #I) {score.hits} {score.substitutions} {score.deletions} {score.insertions}",
+        ("REF:  " + " ".join(ref)).rstrip(),
+        ("HYP:  " + " ".join(hyp)).rstrip(),
+        ("Eval: " + " ".join(marks)).rstrip(),
+    ]
+    return lines
+
+
+def write_alignments(path: Path, scores: Sequence[UtteranceScore], title: str) -> None:
+    """``alignments.txt``: every utterance, in manifest order, as an sclite-style block."""
     lines = [
-        f"# {title}",
-        "",
-        "| WER | CER | utterances | words | substitutions | deletions | insertions | sentence errors |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {100 * counts.wer:.2f} % | {100 * counts.cer:.2f} % | {counts.num_utterances} | "
-        f"{counts.num_words} | {counts.substitutions} | {counts.deletions} | {counts.insertions} | "
-        f"{100 * counts.sentence_error_rate:.1f} % |",
-        "",
-        "WER is pooled: all word errors divided by all reference words, after the toolkit's "
-        "text normalisation (`asr.text.normalize_text`) of both sides.",
+        f"# {title}: word alignments (sclite pralign style)",
+        "# lower case: correct; UPPER CASE: error; ***: no word on that side; Eval: S substitution, "
+        "D deletion, I insertion",
         "",
     ]
+    for score in scores:
+        lines += alignment_block(score) + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+        "",
+    ]
+
+
+def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str,
+                    worst: int = 20) -> str:
+    """``report.md``: headline numbers with the bootstrap interval, settings, per-speaker table,
+    top confusions, utterances not scored, then the worst utterances aligned."""
+    low, high = summary["wer_ci95"]
+    lines = [f"# {title}", ""]
+    lines += _table(
+        ["WER", "95 % CI", "CER", "sentence errors", "utterances", "words", "substitutions", "deletions", "insertions"],
+        [[percent(summary["wer"]), f"{100 * low:.2f}-{100 * high:.2f} %", percent(summary["cer"]),
+          percent(summary["sentence_error_rate"]), summary["num_utterances"], summary["num_words"],
+          summary["substitutions"], summary["deletions"], summary["insertions"]]],
+    )
+    bootstrap = summary["bootstrap"]
+    lines += [
+        POOLING_NOTE + f" The interval is a percentile bootstrap over utterances "
+        f"({bootstrap['samples']} samples, seed {bootstrap['seed']}).",
+        "",
+        f"- manifest: `{summary.get('manifest', '')}`",
+        f"- model: `{summary.get('model', '')}`",
+        f"- decoder: {decoder_label(summary.get('decoder'))}",
+    ]
+    if summary.get("decode_seconds") is not None:
+        rtf = summary.get("real_time_factor")
+        lines.append(f"- decoding: {summary['decode_seconds']:.2f} s, real-time factor {rtf if rtf is not None else 'n/a'}")
+    lines.append("")
+    if summary["per_speaker"]:
+        lines += ["## Per speaker", ""]
+        lines += _table(
+            ["speaker", "utterances", "words", "WER", "CER", "S", "D", "I"],
+            [[name, row["num_utterances"], row["num_words"], percent(row["wer"]), percent(row["cer"]),
+              row["substitutions"], row["deletions"], row["insertions"]] for name, row in summary["per_speaker"].items()],
+        )
+    top = confusions(scores)
+    lines += ["## Most frequent errors", ""]
+    lines += _table(["substitution (ref → hyp)", "count"], [[f"{r} → {h}", n] for (r, h), n in top.substitutions] or [["none", ""]])
+    lines += _table(["deletion", "count"], [[w, n] for w, n in top.deletions] or [["none", ""]])
+    lines += _table(["insertion", "count"], [[w, n] for w, n in top.insertions] or [["none", ""]])
     if failed:
         lines += [f"## Not scored ({len(failed)})", ""]
         lines += [f"- `{path}`: {reason}" for path, reason in sorted(failed.items())]
         lines.append("")
-    wrong = [item for item in scored if item[0] > 0][:worst]
-    lines += [f"## Worst utterances ({len(wrong)} shown)", ""]
-    for errors, words, utt in wrong:
-        speaker = f", speaker {utt.speaker}" if utt.speaker else ""
-        lines += [f"### {utt.key} ({errors} errors / {words} words{speaker})", "", "```"]
-        lines += [alignment_text(utt.reference, utt.hypothesis), "```", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    wrong = sorted((s for s in scores if s.errors), key=lambda s: (-s.errors, s.key))[:worst]
+    lines += [f"## Worst utterances ({len(wrong)} shown; all are in alignments.txt)", ""]
+    for score in wrong:
+        lines += ["```", *alignment_block(score), "```", ""]
+    return "\n".join(lines)
 
 
-def write_hypotheses(path: Path, utterances: list[ScoredUtterance]) -> None:
-    """``hyp.jsonl``: one line per utterance with the reference and the hypothesis."""
+def write_hypotheses(path: Path, utterances: Sequence[ScoredUtterance]) -> None:
+    """``hyp.jsonl``: one manifest-like line per utterance with the hypothesis and the reference."""
     with path.open("w", encoding="utf-8") as out:
         for utt in utterances:
-            row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference}
+            row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
             if utt.speaker:
                 row["speaker"] = utt.speaker
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def decoder_label(decoder: dict | str | None) -> str:
-    """``greedy``, ``beam 50``, ``beam 50 + LM (weight 0.5, word score 1)``, from a summary's decoder."""
-    if not isinstance(decoder, dict) or decoder.get("kind") != "beam":
-        return "greedy"
-    label = f"beam {decoder['beam_size']}" + (" + lexicon" if decoder.get("lexicon") else "")
-    if decoder.get("lm"):
-        label += f" + LM (weight {decoder['lm_weight']:g}, word score {decoder['word_score']:g})"
-    return label
 
 
 def results_table(summaries: dict[str, dict], pooled: bool = True) -> str:

@@ -8,6 +8,7 @@ Writes into the experiment directory:
 - ``last.pt``       the full training state after the latest epoch (for ``--resume``)
 - ``model.pt``      the packaged model of the best epoch by dev WER
 - ``history.json``  per-epoch train loss, dev loss, dev WER, seconds
+- ``curves.png``    train/dev loss and dev WER per epoch, redrawn after every epoch
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from asr.features import LogMel, RunningStatistics
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
+from asr.plots import plot_training_curves
 from asr.text import CharTokenizer, normalize_text
 
 if TYPE_CHECKING:
@@ -306,6 +308,7 @@ def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resu
                 last_path,
             )
             (exp_dir / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
+            plot_training_curves(history, exp_dir / "curves.png")
     finally:
         writer.close()
     log.info("best epoch %d, dev WER %.2f%%", best["epoch"], 100 * best["dev_wer"])

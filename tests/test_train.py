@@ -46,9 +46,9 @@ def test_overfits_a_few_real_clips(manifest, tmp_path, fsdd_clips):
     summary = evaluate(model, manifest, tmp_path / "eval")
     assert summary["wer"] == 0.0 and summary["num_utterances"] == 4
     assert {"wer", "cer", "num_utterances", "num_words", "substitutions", "deletions", "insertions"} <= set(summary)
-    for name in ("summary.json", "report.md", "hyp.jsonl", ):
+    for name in ("summary.json", "report.md", "report.html", "alignments.txt", "hyp.jsonl"):
         assert (tmp_path / "eval" / name).is_file()
-    for name in ("config.toml", "train.log", "last.pt", "model.pt"):
+    for name in ("config.toml", "train.log", "last.pt", "model.pt", "curves.png"):
         assert (tmp_path / "exp" / name).is_file()
     assert list((tmp_path / "exp" / "tensorboard").iterdir())
 
