@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from asr.text import CharTokenizer
+from asr.text import Tokenizer
 
 
 def greedy_decode(
-    log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: CharTokenizer
+    log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer
 ) -> list[str]:
     """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> one string per row.
 
     Frames past a row's length are ignored; consecutive repeats of a token
-    merge unless a blank separates them; runs of spaces collapse.
+    merge unless a blank separates them; runs of spaces collapse. Works for any
+    tokenizer: BPE pieces join into words at their ``\u2581`` word starts.
     """
     best = log_probs.argmax(-1)  # (B, T)
     texts = []

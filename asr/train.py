@@ -34,7 +34,7 @@ from asr.features import LogMel, RunningStatistics
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
-from asr.text import CharTokenizer, normalize_text
+from asr.text import CharTokenizer, build_tokenizer, normalize_text
 
 if TYPE_CHECKING:
     from asr.experiment import ExperimentConfig
@@ -171,7 +171,6 @@ def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resu
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
 
-    tokenizer = CharTokenizer()
     log_mel = LogMel(config.features)
     train_utts = read_manifest(train_manifest, skip_missing=True)
     dev_utts = read_manifest(dev_manifest, skip_missing=True)
@@ -179,6 +178,7 @@ def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resu
         raise AsrError(f"{train_manifest}: no usable utterances to train on")
     if not dev_utts:
         raise AsrError(f"{dev_manifest}: no usable utterances to validate on")
+    tokenizer = build_tokenizer(config.tokenizer, [u.text for u in train_utts])  # BPE: learnt from these
     train_set = SpeechDataset(train_utts, log_mel, tokenizer, augment=config.augment, seed=tc.seed)
     dev_set = SpeechDataset(dev_utts, log_mel, tokenizer)
     dev_references = {i: normalize_text(u.text) for i, u in enumerate(dev_utts)}
