@@ -39,6 +39,14 @@ def _cmd_download(args) -> int:
     return 0
 
 
+def _cmd_import_kaldi(args) -> int:
+    from asr.corpora.kaldi import import_kaldi
+
+    count = import_kaldi(args.data_dir, args.out)
+    print(f"{args.out}: {count} utterances")
+    return 0
+
+
 def _cmd_train(args) -> int:
     from dataclasses import replace
 
@@ -135,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to unpack into; prints the corpus root")
     p.add_argument("--url", help="archive address to use instead of the corpus' public one")
     p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("import-kaldi", help="turn a Kaldi data directory into a manifest",
+                       description="Read wav.scp (plain paths only), text, utt2spk and segments of a Kaldi "
+                                   "data directory and write a JSON-lines manifest (segments become offset/duration).")
+    p.add_argument("data_dir", metavar="DIR", help="Kaldi data directory")
+    p.add_argument("--out", required=True, help="manifest to write (JSON lines)")
+    p.set_defaults(func=_cmd_import_kaldi)
 
     p = sub.add_parser("train", help="train an acoustic model",
                        description="Train a CTC model; the best epoch by dev WER is packaged as EXP/model.pt.")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+from asr.audio import audio_duration
+from asr.errors import AudioError
 
 log = logging.getLogger(__name__)
 
@@ -14,3 +18,18 @@ def warn_missing(corpus: str, missing: list[str]) -> None:
             "%s: %d transcribed utterance(s) have no audio and were skipped (first: %s)",
             corpus, len(missing), missing[0],
         )
+
+
+def readable_duration(path: Path) -> float | None:
+    """Seconds of audio in ``path`` from its header, or ``None`` (with a warning naming the
+    file) when the header cannot be read or the file holds no samples: one damaged file
+    is left out of the manifest instead of stopping the preparation."""
+    try:
+        duration = audio_duration(path)
+    except AudioError as err:
+        log.warning("skipped %s", err)
+        return None
+    if duration <= 0:
+        log.warning("skipped %s: the file holds no audio samples", path)
+        return None
+    return round(duration, 4)
