@@ -1,12 +1,13 @@
 # Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
-# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS), then sources this file.
+# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, DOWNLOAD_ARGS, DEFAULT_CONFIG),
+# then sources this file.
 #
 #   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 evaluate, 4 transcribe)
 #   --src DIR                    an existing copy of the corpus (skips the download)
 #   --url URL                    download the corpus archive from URL instead of its public address
 #   --data DIR                   where manifests go (default data/$CORPUS)
 #   --exp DIR                    experiment folder (default exp/$CORPUS); the model ends at DIR/model.pt
-#   --config FILE                training config (default: conf.toml beside run.sh)
+#   --config FILE                training config (default: conf.toml beside run.sh, or the recipe's DEFAULT_CONFIG)
 #   --python EXE                 interpreter with asr installed (default: python3)
 set -euo pipefail
 
@@ -17,13 +18,14 @@ src=""
 url=""
 data="data/$CORPUS"
 exp="exp/$CORPUS"
-config="$RECIPE_DIR/conf.toml"
+config="$RECIPE_DIR/${DEFAULT_CONFIG:-conf.toml}"
 python="${PYTHON:-python3}"
 TEST_SPLIT=${TEST_SPLIT:-test}
 DEV_SPLIT=${DEV_SPLIT:-dev}
 PREPARE_ARGS=${PREPARE_ARGS:-}
+DOWNLOAD_ARGS=${DOWNLOAD_ARGS:-}
 
-usage() { sed -n '2,12p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,11p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -48,7 +50,8 @@ if [ -z "$src" ]; then
   if run_stage 0; then
     log "0: download"
     mkdir -p "$data"
-    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} > "$src_file.tmp" || { rm -f "$src_file.tmp"; exit 1; }
+    # shellcheck disable=SC2086
+    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} $DOWNLOAD_ARGS > "$src_file.tmp" || { rm -f "$src_file.tmp"; exit 1; }
     mv "$src_file.tmp" "$src_file"
   fi
   [ -f "$src_file" ] && src=$(cat "$src_file")

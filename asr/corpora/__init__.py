@@ -1,7 +1,8 @@
 """Corpus preparation: a corpus' own directory layout -> JSON-lines manifests.
 
 Each corpus module has ``prepare(src, **options) -> dict[split, list[Utterance]]``
-and a ``DOWNLOAD_URL`` (or ``None`` when it cannot be fetched automatically).
+and a ``DOWNLOAD_URL`` (or ``None`` when it cannot be fetched automatically); a corpus
+published as several archives (LibriSpeech) has ``download_urls(subsets, mirror)`` instead.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from asr.corpora import an4, fsdd, ljspeech, yesno
+from asr.corpora import an4, fsdd, librispeech, ljspeech, yesno
+from asr.corpora.download import fetch, fetch_many
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
 
 log = logging.getLogger(__name__)
 
-CORPORA = {"yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech}
+CORPORA = {"yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech, "librispeech": librispeech}
 
 
 def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> dict[str, int]:
@@ -37,3 +39,26 @@ def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> di
     if not counts:
         raise AsrError(f"{src}: found no audio in the layout of corpus {name!r}")
     return counts
+
+
+def download_corpus(
+    name: str, out: str | Path, url: str | None = None, subsets: list[str] | None = None, mirror: str | None = None
+) -> Path:
+    """Fetch a corpus into ``out`` from ``url``, or from its public address(es); returns its root.
+
+    ``subsets`` and ``mirror`` apply to corpora published as several archives (LibriSpeech).
+    """
+    if name not in CORPORA:
+        raise AsrError(f"unknown corpus {name!r} (known: {', '.join(sorted(CORPORA))})")
+    module = CORPORA[name]
+    several = hasattr(module, "download_urls")
+    if (subsets or mirror) and not several:
+        raise AsrError(f"corpus {name!r} is a single archive: --subset and --mirror do not apply")
+    if url:
+        return fetch(url, out)
+    if several:
+        options = {"mirror": mirror} if mirror else {}
+        return fetch_many(module.download_urls(subsets or module.DEFAULT_SUBSETS, **options), out)
+    if not module.DOWNLOAD_URL:
+        raise AsrError(f"corpus {name!r} has no public download address; use --url or --src")
+    return fetch(module.DOWNLOAD_URL, out)
