@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Iterator
 
 from asr.audio import audio_duration
 from asr.errors import AudioError
@@ -33,3 +34,21 @@ def readable_duration(path: Path) -> float | None:
         log.warning("skipped %s: the file holds no audio samples", path)
         return None
     return round(duration, 4)
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for each non-blank UTF-8 line of a corpus' text file; a line that
+    is not UTF-8 is skipped with a warning naming it, so one bad byte costs one utterance."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("skipped %s:%d: not UTF-8 text", path, number)
+            continue
+        if line.strip():
+            yield number, line
+
+
+def skip_line(path: Path, number: int, problem: str) -> None:
+    """Warn that line ``number`` of ``path`` is left out, and why."""
+    log.warning("skipped %s:%d: %s", path, number, problem)

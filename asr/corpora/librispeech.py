@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asr.corpora.common import readable_duration, warn_missing
+from asr.corpora.common import readable_duration, skip_line, text_lines, warn_missing
 from asr.data import Utterance
 from asr.errors import AsrError
 
@@ -50,17 +50,12 @@ def subset_folders(src: Path) -> list[Path]:
 
 def _read_transcripts(path: Path) -> list[tuple[str, str]]:
     """(utterance id, text) pairs of one ``.trans.txt``; a malformed line is skipped with a warning."""
+    chapter = path.name.removesuffix(".trans.txt")
     pairs = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        try:
-            fields = raw.decode("utf-8").split(maxsplit=1)
-        except UnicodeDecodeError:
-            log.warning("skipped %s:%d: not UTF-8 text", path, number)
-            continue
-        if not fields:
-            continue
-        if len(fields) != 2 or not fields[0].startswith(path.name.removesuffix(".trans.txt") + "-"):
-            log.warning("skipped %s:%d: expected '<speaker>-<chapter>-<n> TEXT', got %r", path, number, raw[:80])
+    for number, line in text_lines(path):
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2 or not fields[0].startswith(chapter + "-"):
+            skip_line(path, number, f"expected '<speaker>-<chapter>-<n> TEXT', got {line.strip()[:80]!r}")
             continue
         pairs.append((fields[0], fields[1].strip()))
     return pairs
