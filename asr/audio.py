@@ -13,6 +13,8 @@ from asr.errors import AudioError
 
 MIN_SAMPLE_RATE = 1_000  # Hz; a header claiming less is damaged, not speech
 MAX_SAMPLE_RATE = 768_000  # Hz; the fastest rate audio interfaces record at
+MAX_SECONDS = 3600.0  # longest audio decoded in one piece: an hour is already GBs of activations;
+# a longer file is refused from its header, before any sample is read
 
 _READ_ERRORS = (soundfile.LibsndfileError, soundfile.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 
@@ -27,14 +29,18 @@ def _checked_rate(path: Path, rate: int) -> int:
 
 
 def load_audio(
-    path: str | Path, sample_rate: int, offset: float = 0.0, duration: float | None = None
+    path: str | Path,
+    sample_rate: int,
+    offset: float = 0.0,
+    duration: float | None = None,
+    max_seconds: float = MAX_SECONDS,
 ) -> torch.Tensor:
     """Load ``path`` (or ``duration`` seconds of it from ``offset``) as a mono waveform at ``sample_rate``.
 
     Returns a float32 tensor of shape ``(num_samples,)`` in [-1, 1].
     Raises :class:`AudioError` naming the file when it is missing, unreadable,
-    empty, has an impossible sample rate, holds non-finite samples, or when the
-    segment starts past the end of the file.
+    empty, has an impossible sample rate, is longer than ``max_seconds``, holds
+    non-finite samples, or when the segment starts past the end of the file.
     """
     path = Path(path)
     where = str(path) if offset == 0 and duration is None else f"{path} [segment from {offset:g} s]"
@@ -46,7 +52,13 @@ def load_audio(
             start = round(offset * file_rate)
             if start and start >= audio.frames:
                 raise AudioError(f"{where}: starts after the end of the file ({audio.frames / file_rate:g} s)")
-            count = -1 if duration is None else max(1, round(duration * file_rate))
+            count = -1 if duration is None else max(1, round(duration * file_rate))  # -1: to the end
+            seconds = (audio.frames - start if count < 0 else count) / file_rate
+            if seconds > max_seconds:
+                raise AudioError(
+                    f"{where}: {seconds / 60:.0f} minutes of audio, more than the "
+                    f"{max_seconds / 60:.0f} decoded in one piece; split the file first"
+                )
             if start:
                 audio.seek(start)
             samples = audio.read(count, dtype="float32", always_2d=True)  # (num_samples, channels)

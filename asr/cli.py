@@ -196,3 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # e.g. an output folder that cannot be written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug, not the user's input: one line here, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (a bug in asr: rerun with -v for the traceback "
+              "and report it)", file=sys.stderr)
+        return 3

@@ -165,6 +165,17 @@ def read_manifest(path: str | Path, skip_missing: bool = False) -> list[Utteranc
     return utterances
 
 
+def drop_longer_than(utterances: list[Utterance], max_seconds: float, reason: str) -> list[Utterance]:
+    """``utterances`` without those longer than ``max_seconds``, each dropped one named in a warning."""
+    kept = [utt for utt in utterances if utt.duration <= max_seconds]
+    dropped = [utt for utt in utterances if utt.duration > max_seconds]
+    for utt in dropped[:MAX_LOGGED_PROBLEMS]:
+        log.warning("skipped %s (%s): %.0f s is longer than %s (%g s)", utt.audio_filepath, utt.key, utt.duration, reason, max_seconds)
+    if len(dropped) > MAX_LOGGED_PROBLEMS:
+        log.warning("skipped %d utterance(s) longer than %s (%g s) in all", len(dropped), reason, max_seconds)
+    return kept
+
+
 class SpeechDataset(Dataset):
     """Utterances -> ``(features (T, F), token ids (L,), index)``.
 
@@ -209,7 +220,7 @@ class SpeechDataset(Dataset):
                 raise AsrError(f"{utt.audio_filepath}: transcript {utt.text!r} has no usable characters")
         except AsrError as err:
             if utt.audio_filepath not in self.failed:
-                log.warning("skipping utterance: %s", err)
+                log.warning("skipping utterance %s: %s", utt.key, err)
                 self.failed[utt.audio_filepath] = str(err)
             return None
         if self.augment is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
+from asr.errors import AsrError
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.report import ScoredUtterance, write_hypotheses, write_markdown, write_summary
@@ -33,6 +34,8 @@ def evaluate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = read_manifest(manifest, skip_missing=True)
+    if not utterances:
+        raise AsrError(f"{manifest}: no usable utterances to evaluate")
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)
     started = time.perf_counter()
     result = recognize(model.network, dataset, model.tokenizer, progress=progress)
@@ -45,6 +48,9 @@ def evaluate(
         scored.append(
             ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker)
         )
+    if not scored:
+        first = next(iter(failed.items()), ("", "no reason recorded"))
+        raise AsrError(f"{manifest}: none of its {len(utterances)} utterances could be decoded (first: {first[1]})")
     counts = error_counts([u.reference for u in scored], [u.hypothesis for u in scored])
     audio_seconds = sum(u.duration for i, u in enumerate(utterances) if i in result.hypotheses)
     summary = write_summary(

@@ -62,4 +62,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except (IsADirectoryError, PermissionError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
     return config_from_dict(data, where=str(path))

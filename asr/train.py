@@ -28,7 +28,7 @@ from tqdm import tqdm
 from asr.align import align_words
 from asr.checkpoint import MODEL_FILENAME, atomic_save, package, safe_load
 from asr.config import dump_toml, to_plain_dict
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import BucketBatchSampler, SpeechDataset, collate, drop_longer_than, read_manifest
 from asr.errors import AsrError
 from asr.features import LogMel, RunningStatistics
 from asr.inference import recognize
@@ -101,7 +101,10 @@ def refresh_word_cuts(network: AcousticModel, dataset: SpeechDataset, tokenizer:
             text = normalize_text(utt.text)
             if len(text.split()) < 2 or utt.audio_filepath in dataset.failed:
                 continue
-            waveform = dataset.waveform(index)
+            try:
+                waveform = dataset.waveform(index)
+            except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
+                continue
             features = dataset.log_mel(waveform)[None]  # (1, T, F)
             log_probs, _ = network(features.to(device), torch.tensor([features.shape[1]], device=device))
             spans = align_words(log_probs[0].cpu(), text, tokenizer)
@@ -173,6 +176,7 @@ def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resu
 
     log_mel = LogMel(config.features)
     train_utts = read_manifest(train_manifest, skip_missing=True)
+    train_utts = drop_longer_than(train_utts, tc.max_batch_seconds, "a whole batch, max_batch_seconds")
     dev_utts = read_manifest(dev_manifest, skip_missing=True)
     if not train_utts:
         raise AsrError(f"{train_manifest}: no usable utterances to train on")
