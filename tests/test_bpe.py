@@ -1,6 +1,7 @@
 """sentencepiece BPE: pieces learnt from real transcripts, packaged inside the model, decoded greedily."""
 
 import csv
+import json
 
 import pytest
 import soundfile
@@ -12,12 +13,12 @@ from asr.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
 from asr.data import Utterance, write_manifest
 from asr.decode import greedy_decode
 from asr.errors import AsrError
+from asr.evaluate import evaluate
 from asr.experiment import ExperimentConfig, config_from_dict
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
 from asr.train import TrainConfig, train
-from asr.transcribe import transcribe_file
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +127,10 @@ def test_tiny_bpe_training_run_decodes_real_clips(shared_data, tmp_path):
     model = load_model(tmp_path / "exp")
     assert isinstance(model.tokenizer, BpeTokenizer)
     assert "\u2581yes" in model.tokenizer.vocabulary and "\u2581no" in model.tokenizer.vocabulary
-    for utt in utts:
-        assert transcribe_file(model, utt.audio_filepath) == utt.text
+    summary = evaluate(model, tmp_path / "clips.jsonl", tmp_path / "eval")
+    assert summary["wer"] == 0.0 and summary["num_utterances"] == 4
+    hypotheses = [json.loads(line) for line in (tmp_path / "eval" / "hyp.jsonl").read_text().splitlines()]
+    assert sorted(h["text"] for h in hypotheses) == sorted(u.text for u in utts)
     assert "[tokenizer]" in (tmp_path / "exp" / "config.toml").read_text()
     log = (tmp_path / "exp" / "train.log").read_text()
     assert "epoch 40: 4 utterances aligned for word cropping" in log  # BPE word alignment works too

@@ -121,7 +121,9 @@ def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, 
 
     as_json = asr("transcribe", folder / "nan.wav", good[0], "--model", model, "--format", "json")
     assert as_json.returncode == 1
-    assert [json.loads(line)["file"] for line in as_json.stdout.splitlines()] == [str(good[0])]
+    out = as_json.stdout.strip()  # one object per line, or one array of them
+    rows = json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines()]
+    assert [row["file"] for row in rows] == [str(good[0])]
     assert as_json.stderr.startswith(f"error: {folder / 'nan.wav'}")
 
 
