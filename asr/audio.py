@@ -45,7 +45,7 @@ def load_audio(
     path = Path(path)
     where = str(path) if offset == 0 and duration is None else f"{path} [segment from {offset:g} s]"
     if not path.is_file():
-        raise AudioError(f"{path}: no such file")
+        raise AudioError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
     try:
         with soundfile.SoundFile(str(path)) as audio:
             file_rate = _checked_rate(path, audio.samplerate)

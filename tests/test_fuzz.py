@@ -81,7 +81,7 @@ def make_broken_files(folder, real_wav) -> dict[str, str]:
         "rate_1hz.wav": "sample rate of 1 Hz",
         "rate_10mhz.wav": "sample rate of 10000000 Hz",
         "two_hours_silence.flac": "120 minutes of audio",
-        "a_folder.wav": "no such file",
+        "a_folder.wav": "not a file",
     }
 
 
