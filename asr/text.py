@@ -48,8 +48,9 @@ class TokenizerConfig:
     def __post_init__(self):
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"kind must be one of {', '.join(TOKENIZER_KINDS)}, not {self.kind!r}")
-        if self.vocab_size < len(CHARACTERS):
-            raise ValueError(f"vocab_size must be at least {len(CHARACTERS)} (every character is a piece)")
+        if self.vocab_size < len(CHARACTERS) + 1:
+            raise ValueError(f"vocab_size must be at least {len(CHARACTERS) + 1} (every character, "
+                             "the word-start mark and <unk> are pieces)")
 
 _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -144,21 +145,24 @@ class BpeTokenizer:
         if not texts:
             raise AsrError("cannot train a BPE tokenizer: no transcript has any usable characters")
         model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts),
-            model_writer=model,
-            model_type="bpe",
-            vocab_size=vocab_size,
-            hard_vocab_limit=False,  # small corpora (yesno) have fewer pieces than asked
-            character_coverage=1.0,
-            required_chars="".join(ch for ch in CHARACTERS if ch != " "),
-            normalization_rule_name="identity",
-            unk_id=0,
-            bos_id=-1,
-            eos_id=-1,
-            num_threads=1,  # the same pieces on every run and machine
-            minloglevel=2,
-        )
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts),
+                model_writer=model,
+                model_type="bpe",
+                vocab_size=vocab_size,
+                hard_vocab_limit=False,  # small corpora (yesno) have fewer pieces than asked
+                character_coverage=1.0,
+                required_chars="".join(ch for ch in CHARACTERS if ch != " "),
+                normalization_rule_name="identity",
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                num_threads=1,  # the same pieces on every run and machine
+                minloglevel=2,
+            )
+        except RuntimeError as err:  # sentencepiece reports bad settings this way
+            raise AsrError(f"cannot train a BPE tokenizer: {str(err).splitlines()[0]}") from None
         return cls(model.getvalue())
 
     def __len__(self) -> int:

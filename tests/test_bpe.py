@@ -64,6 +64,10 @@ def test_config_section():
     assert config.tokenizer == TokenizerConfig(kind="bpe", vocab_size=500)
     with pytest.raises(AsrError, match="kind must be one of char, bpe"):
         config_from_dict({"tokenizer": {"kind": "wordpiece"}})
+    with pytest.raises(AsrError, match="vocab_size must be at least 29"):
+        config_from_dict({"tokenizer": {"kind": "bpe", "vocab_size": 28}})
+    smallest = build_tokenizer(TokenizerConfig(kind="bpe", vocab_size=29), ["hello world"] * 5)
+    assert len(smallest) == 30 and smallest.decode(smallest.encode("hello world")) == "hello world"
 
 
 def one_hot(frames: list[int], vocab: int) -> torch.Tensor:
