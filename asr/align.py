@@ -7,20 +7,22 @@ from dataclasses import dataclass
 import torch
 import torchaudio.functional as AF
 
-from asr.text import CharTokenizer
+from asr.text import Tokenizer
 
 
 @dataclass(frozen=True)
 class WordSpan:
     word: str  # the word as spelled in the aligned text
-    start: int  # first output frame of its first character
-    end: int  # one past the last output frame of its last character
+    start: int  # first output frame of its first token
+    end: int  # one past the last output frame of its last token
 
 
-def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer) -> list[WordSpan]:
+def align_words(log_probs: torch.Tensor, text: str, tokenizer: Tokenizer) -> list[WordSpan]:
     """Force-align normalised ``text`` to ``log_probs: (T, V)``; one span per word.
 
-    Returns an empty list when the text is empty or cannot fit in ``T`` frames.
+    Works with characters (a space token separates words) and BPE pieces (a piece
+    starting with a space, i.e. ``\u2581``, starts a word). Returns an empty list when
+    the text is empty or cannot fit in ``T`` frames.
     """
     if not text.strip():
         return []
@@ -30,16 +32,19 @@ def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer) ->
     except RuntimeError:  # more labels (with repeats) than frames
         return []
     token_spans = AF.merge_tokens(labels[0], scores[0].exp(), blank=tokenizer.blank_id)
-    words, current = [], []
-    for span, character in zip(token_spans, text):
-        if character == " ":
-            if current:
-                words.append(current)
-            current = []
+    words: list[WordSpan] = []
+    word_open = False
+    for span, token_id in zip(token_spans, targets.tolist()):
+        piece = tokenizer.token_text(token_id)
+        if piece.startswith(" "):
+            word_open = False
+        letters = piece.strip()
+        if not letters:
+            continue
+        if word_open:
+            last = words[-1]
+            words[-1] = WordSpan(last.word + letters, last.start, span.end)
         else:
-            current.append((character, span))
-    if current:
-        words.append(current)
-    return [
-        WordSpan("".join(c for c, _ in word), word[0][1].start, word[-1][1].end) for word in words
-    ]
+            words.append(WordSpan(letters, span.start, span.end))
+            word_open = True
+    return words

@@ -20,7 +20,7 @@ from asr.config import dataclass_from_dict
 from asr.errors import AsrError
 from asr.features import FeatureConfig, LogMel
 from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
+from asr.text import Tokenizer, tokenizer_from_state
 
 MODEL_FORMAT = "asr-model-1"
 MODEL_FILENAME = "model.pt"
@@ -62,7 +62,7 @@ class PackagedModel:
     def __init__(
         self,
         network: AcousticModel,
-        tokenizer: CharTokenizer,
+        tokenizer: Tokenizer,
         metadata: dict[str, Any],
         decoder_settings: dict[str, Any] | None = None,
         path: Path | None = None,
@@ -86,8 +86,8 @@ class PackagedModel:
         return self.network.feature_config.sample_rate
 
 
-def package(network: AcousticModel, tokenizer: CharTokenizer, metadata: dict[str, Any]) -> dict[str, Any]:
-    """The packaged-model dictionary: weights, configs, vocabulary, provenance."""
+def package(network: AcousticModel, tokenizer: Tokenizer, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The packaged-model dictionary: weights, configs, vocabulary and tokenizer, provenance."""
     from dataclasses import asdict
 
     return {
@@ -95,6 +95,7 @@ def package(network: AcousticModel, tokenizer: CharTokenizer, metadata: dict[str
         "feature_config": asdict(network.feature_config),
         "model_config": asdict(network.config),
         "vocabulary": list(tokenizer.vocabulary),
+        "tokenizer": tokenizer.state(),  # a BPE model as a uint8 tensor of its bytes
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
         "metadata": metadata,
     }
@@ -118,7 +119,10 @@ def load_model(path: str | Path) -> PackagedModel:
         raise AsrError(f"{path}: not an asr packaged model (expected format {MODEL_FORMAT!r})")
     features = dataclass_from_dict(FeatureConfig, data["feature_config"], f"{path} feature_config")
     config = dataclass_from_dict(ModelConfig, data["model_config"], f"{path} model_config")
-    tokenizer = CharTokenizer(data["vocabulary"])
+    try:
+        tokenizer = tokenizer_from_state(data.get("tokenizer", {"kind": "char"}), data["vocabulary"])
+    except AsrError as err:
+        raise AsrError(f"{path}: {err}") from None
     network = AcousticModel(len(tokenizer), features, config)
     try:
         network.load_state_dict(data["state_dict"])

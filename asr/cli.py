@@ -29,13 +29,17 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from asr.corpora import CORPORA
-    from asr.corpora.download import fetch
+    from asr.corpora import download_corpus
 
-    url = args.url or CORPORA[args.corpus].DOWNLOAD_URL
-    if not url:
-        raise AsrError(f"corpus {args.corpus!r} has no public download address; use --url or --src")
-    print(fetch(url, args.out))
+    print(download_corpus(args.corpus, args.out, url=args.url, subsets=args.subset, mirror=args.mirror))
+    return 0
+
+
+def _cmd_import_kaldi(args) -> int:
+    from asr.corpora.kaldi import import_kaldi
+
+    count = import_kaldi(args.data_dir, args.out)
+    print(f"{args.out}: {count} utterances")
     return 0
 
 
@@ -232,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus",
                        description="Read a corpus in its own layout and write train/dev/test manifests.")
-    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech"], help="which corpus layout to read")
+    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech"], help="which corpus layout to read")
     p.add_argument("--src", required=True, help="folder holding the corpus as downloaded")
     p.add_argument("--out", required=True, help="folder for <split>.jsonl")
     p.add_argument("--holdout-speaker", metavar="NAME",
@@ -241,10 +245,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download and unpack a corpus",
                        description="Fetch a corpus archive from its public address (or --url) and unpack it.")
-    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech"])
+    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech"])
     p.add_argument("--out", required=True, help="folder to unpack into; prints the corpus root")
     p.add_argument("--url", help="archive address to use instead of the corpus' public one")
+    p.add_argument("--subset", action="append", metavar="NAME",
+                   help="librispeech: a subset to fetch, e.g. dev-clean (repeatable; default: dev-clean, "
+                        "test-clean, train-clean-100)")
+    p.add_argument("--mirror", metavar="URL",
+                   help="librispeech: address holding <subset>.tar.gz (default https://www.openslr.org/resources/12)")
     p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("import-kaldi", help="turn a Kaldi data directory into a manifest",
+                       description="Read wav.scp (plain paths only), text, utt2spk and segments of a Kaldi "
+                                   "data directory and write a JSON-lines manifest (segments become offset/duration).")
+    p.add_argument("data_dir", metavar="DIR", help="Kaldi data directory")
+    p.add_argument("--out", required=True, help="manifest to write (JSON lines)")
+    p.set_defaults(func=_cmd_import_kaldi)
 
     p = sub.add_parser("train", help="train an acoustic model",
                        description="Train a CTC model; the best epoch by dev WER is packaged as EXP/model.pt.")
@@ -349,3 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # e.g. an output folder that cannot be written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug, not the user's input: one line here, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (a bug in asr: rerun with -v for the traceback "
+              "and report it)", file=sys.stderr)
+        return 3

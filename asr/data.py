@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from asr.audio import audio_duration, load_audio
 from asr.augment import AugmentConfig, crop_to_words, perturb_waveform
 from asr.errors import AsrError, ManifestError
 from asr.features import LogMel
-from asr.text import CharTokenizer, normalize_text
+from asr.text import Tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class Utterance:
     duration: float  # seconds
     speaker: str | None = None  # speaker label, when the corpus has one
     id: str | None = None  # utterance id, when the corpus has one
+    offset: float | None = None  # seconds into the file where the utterance starts; when set, only
+    # ``duration`` seconds from there are read (a segment of a longer recording, as in NeMo)
 
     @property
     def key(self) -> str:
@@ -35,6 +38,12 @@ class Utterance:
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def load(self, sample_rate: int) -> torch.Tensor:
+        """The utterance's waveform ``(num_samples,)``: the whole file, or its segment."""
+        if self.offset is None:
+            return load_audio(self.audio_filepath, sample_rate)
+        return load_audio(self.audio_filepath, sample_rate, offset=self.offset, duration=self.duration)
 
 
 def write_manifest(path: str | Path, utterances: list[Utterance]) -> None:
@@ -46,65 +55,125 @@ def write_manifest(path: str | Path, utterances: list[Utterance]) -> None:
             out.write(json.dumps(utt.to_json(), ensure_ascii=False) + "\n")
 
 
+MAX_LOGGED_PROBLEMS = 10  # skipped lines named one by one in the log; the rest are counted
+
+
+class _MissingAudio(ManifestError):
+    """A manifest line whose audio file does not exist (skipped and counted when lenient)."""
+
+    def __init__(self, audio: Path):
+        super().__init__(f"audio file {audio} does not exist")
+        self.audio = audio
+
+
+def _seconds(row: dict, key: str) -> float | None:
+    """A non-negative finite number of seconds from ``row[key]`` (``None`` when absent)."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ManifestError(f"{key!r} must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+def _label(row: dict, key: str) -> str | None:
+    """An optional string label (``speaker``, ``id``); numbers are accepted and turned into strings."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ManifestError(f"{key!r} must be a string, got {value!r}")
+    return str(value)
+
+
+def _parse_line(raw: bytes, manifest: Path) -> Utterance:
+    """One manifest line -> an :class:`Utterance`; raises :class:`ManifestError` (without the
+    line number) when it is invalid, :class:`_MissingAudio` when its audio file does not exist."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1})") from None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ManifestError(f"invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(row, dict):
+        raise ManifestError(f"expected a JSON object, got {type(row).__name__}")
+    for key in ("audio_filepath", "text"):
+        if not isinstance(row.get(key), str):
+            raise ManifestError(f"field {key!r} is missing or not a string")
+    duration, offset = _seconds(row, "duration"), _seconds(row, "offset")
+    speaker, utt_id = _label(row, "speaker"), _label(row, "id")
+    audio = Path(row["audio_filepath"]).expanduser()
+    if not audio.is_absolute():
+        audio = manifest.parent / audio
+    if not audio.is_file():
+        raise _MissingAudio(audio)
+    if duration is None:
+        duration = max(0.0, audio_duration(audio) - (offset or 0.0))
+    return Utterance(str(audio), row["text"], duration, speaker, utt_id, offset)
+
+
 def read_manifest(path: str | Path, skip_missing: bool = False) -> list[Utterance]:
     """Read a NeMo-style manifest; relative ``audio_filepath`` resolves against its folder.
 
-    A line that is not a JSON object or lacks ``audio_filepath``/``text`` raises
-    :class:`ManifestError` with the line number. A missing audio file raises too,
-    unless ``skip_missing``: then the line is skipped and counted in a warning.
-    A missing ``duration`` is read from the audio header.
+    A line that is not UTF-8, not a JSON object, lacks ``audio_filepath``/``text``,
+    has a field of the wrong type, or repeats an earlier line's ``id`` raises
+    :class:`ManifestError` naming the file and line; so does a missing audio file.
+    With ``skip_missing`` (training, evaluation) such lines are skipped instead, each
+    named in a warning, so one bad line costs only itself. A missing ``duration`` is
+    read from the audio header; ``offset`` (seconds) makes the line a segment of its file.
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
-    utterances, missing = [], []
-    with path.open(encoding="utf-8", errors="strict") as lines:
-        try:
-            numbered = list(enumerate(lines, start=1))
-        except UnicodeDecodeError as err:
-            raise ManifestError(f"{path}: not UTF-8 text ({err})") from None
-    for number, line in numbered:
-        if not line.strip():
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read manifest ({err.strerror})") from None
+    utterances, missing, problems = [], [], []
+    first_line_of: dict[str, int] = {}
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
             continue
         where = f"{path}, line {number}"
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ManifestError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
-        if not isinstance(row, dict):
-            raise ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        for key in ("audio_filepath", "text"):
-            if not isinstance(row.get(key), str):
-                raise ManifestError(f"{where}: field {key!r} is missing or not a string")
-        audio = Path(row["audio_filepath"]).expanduser()
-        if not audio.is_absolute():
-            audio = path.parent / audio
-        if not audio.is_file():
-            if skip_missing:
-                missing.append(str(audio))
-                continue
-            raise ManifestError(f"{where}: audio file {audio} does not exist")
-        duration = row.get("duration")
-        if duration is None:
-            duration = audio_duration(audio)
-        elif not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration < 0:
-            raise ManifestError(f"{where}: 'duration' must be a non-negative number, got {duration!r}")
-        speaker = row.get("speaker")
-        utt_id = row.get("id")
-        utterances.append(
-            Utterance(
-                audio_filepath=str(audio),
-                text=row["text"],
-                duration=float(duration),
-                speaker=None if speaker is None else str(speaker),
-                id=None if utt_id is None else str(utt_id),
-            )
-        )
+            utt = _parse_line(raw, path)
+            if utt.id is not None:
+                if utt.id in first_line_of:
+                    raise ManifestError(f"duplicate id {utt.id!r} (first on line {first_line_of[utt.id]})")
+                first_line_of[utt.id] = number
+        except _MissingAudio as err:
+            if not skip_missing:
+                raise ManifestError(f"{where}: {err}") from None
+            missing.append(str(err.audio))
+            continue
+        except AsrError as err:  # ManifestError, or AudioError from a header read for the duration
+            if not skip_missing:
+                raise ManifestError(f"{where}: {err}") from None
+            problems.append(f"{where}: {err}")
+            if len(problems) <= MAX_LOGGED_PROBLEMS:
+                log.warning("%s; line skipped", problems[-1])
+            continue
+        utterances.append(utt)
+    if len(problems) > MAX_LOGGED_PROBLEMS:
+        log.warning("%s: %d invalid line(s) skipped in all", path, len(problems))
     if missing:
         log.warning(
             "%s: skipped %d line(s) whose audio is missing (first: %s)", path, len(missing), missing[0]
         )
     return utterances
+
+
+def drop_longer_than(utterances: list[Utterance], max_seconds: float, reason: str) -> list[Utterance]:
+    """``utterances`` without those longer than ``max_seconds``, each dropped one named in a warning."""
+    kept = [utt for utt in utterances if utt.duration <= max_seconds]
+    dropped = [utt for utt in utterances if utt.duration > max_seconds]
+    for utt in dropped[:MAX_LOGGED_PROBLEMS]:
+        log.warning("skipped %s (%s): %.0f s is longer than %s (%g s)", utt.audio_filepath, utt.key, utt.duration, reason, max_seconds)
+    if len(dropped) > MAX_LOGGED_PROBLEMS:
+        log.warning("skipped %d utterance(s) longer than %s (%g s) in all", len(dropped), reason, max_seconds)
+    return kept
 
 
 class SpeechDataset(Dataset):
@@ -120,7 +189,7 @@ class SpeechDataset(Dataset):
         self,
         utterances: list[Utterance],
         log_mel: LogMel,
-        tokenizer: CharTokenizer,
+        tokenizer: Tokenizer,
         augment: AugmentConfig | None = None,
         seed: int = 0,
     ):
@@ -139,7 +208,7 @@ class SpeechDataset(Dataset):
 
     def waveform(self, index: int) -> torch.Tensor:
         if index not in self._cache:
-            self._cache[index] = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
+            self._cache[index] = self.utterances[index].load(self.sample_rate)
         return self._cache[index]
 
     def __getitem__(self, index: int):
@@ -151,7 +220,7 @@ class SpeechDataset(Dataset):
                 raise AsrError(f"{utt.audio_filepath}: transcript {utt.text!r} has no usable characters")
         except AsrError as err:
             if utt.audio_filepath not in self.failed:
-                log.warning("skipping utterance: %s", err)
+                log.warning("skipping utterance %s: %s", utt.key, err)
                 self.failed[utt.audio_filepath] = str(err)
             return None
         if self.augment is not None:

@@ -23,7 +23,7 @@ import torch
 
 from asr.errors import AsrError
 from asr.lm import UNK, WORD_BOUNDARY, arpa_vocabulary, token_symbols
-from asr.text import BLANK
+from asr.text import BLANK, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,12 @@ class Hypothesis:
     score: float  # the decoder's total score (greedy: summed best log-probabilities)
 
 
-def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer) -> list[str]:
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer) -> list[str]:
     """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> one string per row.
 
     Frames past a row's length are ignored; consecutive repeats of a token
-    merge unless a blank separates them; runs of spaces collapse.
+    merge unless a blank separates them; runs of spaces collapse. Works for any
+    tokenizer: BPE pieces join into words at their ``\u2581`` word starts.
     """
     best = log_probs.argmax(-1)  # (B, T)
     texts = []

@@ -9,8 +9,8 @@ from pathlib import Path
 from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
 from asr.decode import DecoderConfig, build_decoder
-from asr.inference import recognize
 from asr.errors import AsrError
+from asr.inference import recognize
 from asr.report import ScoredUtterance, write_reports
 from asr.text import normalize_text
 
@@ -36,6 +36,8 @@ def evaluate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = read_manifest(manifest, skip_missing=True)
+    if not utterances:
+        raise AsrError(f"{manifest}: no usable utterances to evaluate")
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)
     decoder = build_decoder(decoder_config, model.tokenizer)
     started = time.perf_counter()

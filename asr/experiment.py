@@ -6,6 +6,7 @@ A config has one table per concern::
     [augment]    -> asr.augment.AugmentConfig
     [model]      -> asr.model.ModelConfig
     [train]      -> asr.train.TrainConfig
+    [tokenizer]  -> asr.text.TokenizerConfig
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from asr.config import dataclass_from_dict
 from asr.errors import ConfigError
 from asr.features import FeatureConfig
 from asr.model import ModelConfig
+from asr.text import TokenizerConfig
 from asr.train import TrainConfig
 
 
@@ -31,6 +33,7 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training-time perturbation
     model: ModelConfig = field(default_factory=ModelConfig)  # acoustic model shape
     train: TrainConfig = field(default_factory=TrainConfig)  # optimisation and schedule
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # characters or BPE pieces
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
@@ -59,4 +62,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except (IsADirectoryError, PermissionError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
     return config_from_dict(data, where=str(path))

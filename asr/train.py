@@ -29,14 +29,14 @@ from tqdm import tqdm
 from asr.align import align_words
 from asr.checkpoint import MODEL_FILENAME, atomic_save, package, safe_load
 from asr.config import dump_toml, to_plain_dict
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import BucketBatchSampler, SpeechDataset, collate, drop_longer_than, read_manifest
 from asr.errors import AsrError
 from asr.features import LogMel, RunningStatistics
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
 from asr.plots import plot_training_curves
-from asr.text import CharTokenizer, normalize_text
+from asr.text import CharTokenizer, build_tokenizer, normalize_text
 
 if TYPE_CHECKING:
     from asr.experiment import ExperimentConfig
@@ -103,7 +103,10 @@ def refresh_word_cuts(network: AcousticModel, dataset: SpeechDataset, tokenizer:
             text = normalize_text(utt.text)
             if len(text.split()) < 2 or utt.audio_filepath in dataset.failed:
                 continue
-            waveform = dataset.waveform(index)
+            try:
+                waveform = dataset.waveform(index)
+            except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
+                continue
             features = dataset.log_mel(waveform)[None]  # (1, T, F)
             log_probs, _ = network(features.to(device), torch.tensor([features.shape[1]], device=device))
             spans = align_words(log_probs[0].cpu(), text, tokenizer)
@@ -173,14 +176,15 @@ def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resu
     random.seed(tc.seed)
     torch.manual_seed(tc.seed)
 
-    tokenizer = CharTokenizer()
     log_mel = LogMel(config.features)
     train_utts = read_manifest(train_manifest, skip_missing=True)
+    train_utts = drop_longer_than(train_utts, tc.max_batch_seconds, "a whole batch, max_batch_seconds")
     dev_utts = read_manifest(dev_manifest, skip_missing=True)
     if not train_utts:
         raise AsrError(f"{train_manifest}: no usable utterances to train on")
     if not dev_utts:
         raise AsrError(f"{dev_manifest}: no usable utterances to validate on")
+    tokenizer = build_tokenizer(config.tokenizer, [u.text for u in train_utts])  # BPE: learnt from these
     train_set = SpeechDataset(train_utts, log_mel, tokenizer, augment=config.augment, seed=tc.seed)
     dev_set = SpeechDataset(dev_utts, log_mel, tokenizer)
     dev_references = {i: normalize_text(u.text) for i, u in enumerate(dev_utts)}

@@ -1,5 +1,6 @@
 # Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
-# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, LM_TEXT_NAME, LM_ORDER), then sources this file.
+# A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, DOWNLOAD_ARGS, DEFAULT_CONFIG,
+# LM_TEXT_NAME, LM_ORDER), then sources this file.
 #
 #   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 language model,
 #                                4 evaluate greedy and beam+LM, 5 transcribe an example)
@@ -7,7 +8,7 @@
 #   --url URL                    download the corpus archive from URL instead of its public address
 #   --data DIR                   where manifests go (default data/$CORPUS)
 #   --exp DIR                    experiment folder (default exp/$CORPUS); the model ends at DIR/model.pt
-#   --config FILE                training config (default: conf.toml beside run.sh)
+#   --config FILE                training config (default: conf.toml beside run.sh, or the recipe's DEFAULT_CONFIG)
 #   --python EXE                 interpreter with asr installed (default: python3)
 set -euo pipefail
 
@@ -18,14 +19,15 @@ src=""
 url=""
 data="data/$CORPUS"
 exp="exp/$CORPUS"
-config="$RECIPE_DIR/conf.toml"
+config="$RECIPE_DIR/${DEFAULT_CONFIG:-conf.toml}"
 python="${PYTHON:-python3}"
 TEST_SPLIT=${TEST_SPLIT:-test}
 DEV_SPLIT=${DEV_SPLIT:-dev}
 PREPARE_ARGS=${PREPARE_ARGS:-}
 LM_ORDER=${LM_ORDER:-3}
+DOWNLOAD_ARGS=${DOWNLOAD_ARGS:-}
 
-usage() { sed -n '2,13p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,12p' "$RECIPE_DIR/../stages.sh" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -50,7 +52,8 @@ if [ -z "$src" ]; then
   if run_stage 0; then
     log "0: download"
     mkdir -p "$data"
-    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} > "$src_file.tmp" || { rm -f "$src_file.tmp"; exit 1; }
+    # shellcheck disable=SC2086
+    asr download "$CORPUS" --out "downloads/$CORPUS" ${url:+--url "$url"} $DOWNLOAD_ARGS > "$src_file.tmp" || { rm -f "$src_file.tmp"; exit 1; }
     mv "$src_file.tmp" "$src_file"
   fi
   [ -f "$src_file" ] && src=$(cat "$src_file")

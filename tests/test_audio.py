@@ -40,3 +40,22 @@ def test_missing_corrupt_and_empty_files_name_the_file(tmp_path):
     text.write_text("hello")
     with pytest.raises(AudioError, match="notes.txt: cannot read audio"):
         load_audio(text, 16000)
+
+
+def test_segments_limits_and_impossible_rates(tmp_path, fsdd_clips):
+    path = fsdd_clips / "5_nicolas_10.wav"
+    whole = load_audio(path, 8000)
+    segment = load_audio(path, 8000, offset=0.1, duration=0.2)
+    assert torch.equal(segment, whole[800:2400])
+    with pytest.raises(AudioError, match=r"5_nicolas_10.wav \[segment from 9 s\]: starts after the end of the file"):
+        load_audio(path, 8000, offset=9.0, duration=1.0)
+    with pytest.raises(AudioError, match="5_nicolas_10.wav: 0 minutes of audio, more than the 0 decoded in one piece"):
+        load_audio(path, 8000, max_seconds=0.1)
+    for rate in (1, 999, 10_000_000):
+        odd = tmp_path / f"rate_{rate}.wav"
+        soundfile.write(odd, whole.numpy(), 8000)
+        data = bytearray(odd.read_bytes())
+        data[24:28] = rate.to_bytes(4, "little")  # the fmt chunk's sample-rate field
+        odd.write_bytes(bytes(data))
+        with pytest.raises(AudioError, match=f"rate_{rate}.wav: the header claims a sample rate of {rate} Hz"):
+            load_audio(odd, 8000)

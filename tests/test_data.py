@@ -74,3 +74,32 @@ def test_bucket_sampler_covers_every_utterance_once_and_bounds_padding():
     assert list(sampler) != batches  # a new order each epoch
     sampler.set_epoch(1)
     assert list(sampler) == batches  # and the same order for the same epoch
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (b'{"audio_filepath": "a.wav", "text": "caf\xe9"}', r"line 2: not UTF-8 text \(byte 0xe9 at column 41\)"),
+        (b'{"audio_filepath": "a.wav", "text": "x", "duration": NaN}', "line 2: 'duration' must be a non-negative number of seconds, got nan"),
+        (b'{"audio_filepath": "a.wav", "text": "x", "offset": -1}', "line 2: 'offset' must be a non-negative number"),
+        (b'{"audio_filepath": "a.wav", "text": "x", "id": ["u1"]}', "line 2: 'id' must be a string"),
+        (b'{"audio_filepath": "a.wav", "text": "x", "id": "u1"}', r"line 2: duplicate id 'u1' \(first on line 1\)"),
+    ],
+)
+def test_strict_reading_names_bad_values_and_duplicates(tmp_path, fsdd_clips, line, message):
+    shutil.copy(fsdd_clips / "0_george_10.wav", tmp_path / "a.wav")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(b'{"audio_filepath": "a.wav", "text": "zero", "id": "u1"}\n' + line + b"\n")
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(manifest)
+    assert [u.id for u in read_manifest(manifest, skip_missing=True)] == ["u1"]  # lenient: the good line stays
+
+
+def test_offset_makes_a_segment(tmp_path, fsdd_clips):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(fsdd_clips / "0_george_10.wav"), "text": "zero", "offset": 0.1}) + "\n")
+    (utt,) = read_manifest(manifest)
+    info = soundfile.info(str(fsdd_clips / "0_george_10.wav"))
+    assert utt.offset == 0.1 and utt.duration == pytest.approx(info.duration - 0.1)
+    assert utt.load(8000).shape[0] == round(utt.duration * 8000)
+    assert json.loads(json.dumps(utt.to_json()))["offset"] == 0.1

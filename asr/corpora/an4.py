@@ -8,13 +8,15 @@ in sorted order (speakers unseen in training). Test: the corpus' test list.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
-from asr.audio import audio_duration
-from asr.corpora.common import warn_missing
+from asr.corpora.common import readable_duration, skip_line, text_lines, warn_missing
 from asr.data import Utterance
 from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
 
 DOWNLOAD_URL = None  # the CMU tarball holds raw/SPHERE audio; point --src at a converted copy
 LINE = re.compile(r"^(?:<s>)?\s*(.*?)\s*(?:</s>)?\s*\(([^()]+)\)\s*$")
@@ -27,20 +29,20 @@ def _read_list(src: Path, part: str) -> list[tuple[str, str]]:
     fileids = src / "etc" / f"an4_{part}.fileids"
     if not transcription.is_file() or not fileids.is_file():
         raise AsrError(f"{src}: missing {transcription.name} or {fileids.name} under etc/")
-    paths = [line.strip() for line in fileids.read_text().splitlines() if line.strip()]
+    paths = [line.strip() for _, line in text_lines(fileids)]
     texts = {}
-    for number, line in enumerate(transcription.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in text_lines(transcription):
         match = LINE.match(line.strip())
         if not match:
-            raise AsrError(f"{transcription}:{number}: expected 'TEXT (utt-id)', got {line!r}")
+            skip_line(transcription, number, f"expected 'TEXT (utt-id)', got {line!r}")
+            continue
         texts[match.group(2)] = match.group(1)
     pairs = []
     for relative in paths:
         utt_id = Path(relative).name
         if utt_id not in texts:
-            raise AsrError(f"{fileids}: {utt_id} has no line in {transcription.name}")
+            log.warning("skipped %s: %s has no line in %s", fileids, utt_id, transcription.name)
+            continue
         pairs.append((relative, texts[utt_id]))
     return pairs
 
@@ -54,11 +56,14 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
             if not audio.is_file():
                 missing.append(str(audio))
                 continue
+            duration = readable_duration(audio)
+            if duration is None:
+                continue
             utterances.append(
                 Utterance(
                     audio_filepath=str(audio.resolve()),
                     text=text,
-                    duration=round(audio_duration(audio), 4),
+                    duration=duration,
                     speaker=Path(relative).parent.name,
                     id=Path(relative).name,
                 )

@@ -50,6 +50,16 @@ def extract(archive: Path, out_dir: Path) -> None:
         raise AsrError(f"{archive}: cannot unpack ({err})") from None
 
 
+def _archive_name(url: str) -> str:
+    return url.rstrip("/").split("/")[-1] or "corpus.tar.gz"
+
+
+def _corpus_root(out_dir: Path) -> Path:
+    """The single top-level folder of what was unpacked, if there is one; else ``out_dir``."""
+    entries = [p for p in out_dir.iterdir() if not p.name.startswith(".complete")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else out_dir
+
+
 def fetch(url: str, out_dir: str | Path, progress: bool = True) -> Path:
     """Download and unpack ``url`` into ``out_dir``; a second call reuses the unpacked copy.
 
@@ -58,10 +68,27 @@ def fetch(url: str, out_dir: str | Path, progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     marker = out_dir / ".complete"
     if not marker.is_file():
-        archive_name = url.rstrip("/").split("/")[-1] or "corpus.tar.gz"
-        archive = download(url, out_dir.parent / f"{out_dir.name}-{archive_name}", progress)
+        archive = download(url, out_dir.parent / f"{out_dir.name}-{_archive_name(url)}", progress)
         extract(archive, out_dir)
         marker.write_text(url + "\n")
         archive.unlink()
-    entries = [p for p in out_dir.iterdir() if p.name != marker.name]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else out_dir
+    return _corpus_root(out_dir)
+
+
+def fetch_many(urls: list[str], out_dir: str | Path, progress: bool = True) -> Path:
+    """Download and unpack several archives into one folder (LibriSpeech's subsets all unpack
+    into ``LibriSpeech/``); each archive is fetched once, so adding a subset later fetches only it.
+
+    Returns the corpus root as :func:`fetch` does.
+    """
+    out_dir = Path(out_dir)
+    for url in urls:
+        name = _archive_name(url)
+        marker = out_dir / f".complete-{name}"
+        if marker.is_file():
+            continue
+        archive = download(url, out_dir.parent / f"{out_dir.name}-{name}", progress)
+        extract(archive, out_dir)
+        marker.write_text(url + "\n")
+        archive.unlink()
+    return _corpus_root(out_dir)

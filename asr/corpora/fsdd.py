@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asr.audio import audio_duration
+from asr.corpora.common import readable_duration
 from asr.data import Utterance
 from asr.errors import AsrError
 
@@ -30,10 +30,13 @@ def prepare(src: Path, holdout_speaker: str | None = None) -> dict[str, list[Utt
             continue
         digit, speaker, index = int(match.group(1)), match.group(2), int(match.group(3))
         speakers.add(speaker)
+        duration = readable_duration(path)
+        if duration is None:
+            continue
         utt = Utterance(
             audio_filepath=str(path.resolve()),
             text=DIGITS[digit],
-            duration=round(audio_duration(path), 4),
+            duration=duration,
             speaker=speaker,
             id=path.stem,
         )

@@ -13,8 +13,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from asr.audio import audio_duration
-from asr.corpora.common import warn_missing
+from asr.corpora.common import readable_duration, skip_line, text_lines, warn_missing
 from asr.data import Utterance
 from asr.errors import AsrError
 
@@ -28,11 +27,12 @@ def read_metadata(src: Path) -> list[tuple[str, str]]:
     if not metadata.is_file():
         raise AsrError(f"{src}: no LJSpeech-1.1/metadata.csv")
     rows = []
-    with metadata.open(encoding="utf-8", newline="") as lines:
-        for number, row in enumerate(csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE), start=1):
-            if len(row) != 3:
-                raise AsrError(f"{metadata}:{number}: expected 'id|raw|normalized', got {len(row)} fields")
-            rows.append((row[0], row[2]))
+    for number, line in text_lines(metadata):
+        (row,) = csv.reader([line], delimiter="|", quoting=csv.QUOTE_NONE)
+        if len(row) != 3:
+            skip_line(metadata, number, f"expected 'id|raw|normalized', got {len(row)} fields")
+            continue
+        rows.append((row[0], row[2]))
     return rows
 
 
@@ -51,9 +51,9 @@ def prepare(
         if not audio.is_file():
             missing.append(str(audio))
             continue
-        utterances.append(
-            Utterance(str(audio.resolve()), text, round(audio_duration(audio), 4), "LJ", clip_id)
-        )
+        duration = readable_duration(audio)
+        if duration is not None:
+            utterances.append(Utterance(str(audio.resolve()), text, duration, "LJ", clip_id))
     warn_missing("ljspeech", missing)
     chapters = sorted({chapter(u) for u in utterances})
     if dev_chapters is None and test_chapters is None and len(chapters) < 3:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.audio import audio_duration
+from asr.corpora.common import readable_duration
 from asr.data import Utterance
 
 DOWNLOAD_URL = "https://www.openslr.org/resources/1/waves_yesno.tar.gz"
@@ -21,10 +21,11 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
         Utterance(
             audio_filepath=str(path.resolve()),
             text=" ".join("yes" if bit == "1" else "no" for bit in path.stem.split("_")),
-            duration=round(audio_duration(path), 4),
+            duration=duration,
             speaker="yesno",
             id=path.stem,
         )
         for path in files
+        if (duration := readable_duration(path)) is not None
     ]
     return {"train": utterances[:NUM_TRAIN], "test": utterances[NUM_TRAIN:]}
