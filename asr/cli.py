@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weights", type=_floats, default=[0.0, 0.25, 0.5, 1.0, 1.5, 2.0],
                    help="comma-separated LM weights (default 0,0.25,0.5,1,1.5,2)")
     p.add_argument("--word-scores", type=_floats, default=[-1.0, 0.0, 1.0, 2.0],
-                   help="comma-separated word scores (default -1,0,1,2)")
+                   help="comma-separated word scores (default -1,0,1,2; write --word-scores=-2,0,2 when the list starts with a minus)")
     p.add_argument("--out", metavar="FILE.json", help="also write the table as JSON")
     p.add_argument("--no-save", action="store_true", help="print only; leave the model unchanged")
     _add_decoder_options(p, tuning=True)

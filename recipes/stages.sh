@@ -3,7 +3,7 @@
 # LM_TEXT_NAME, LM_ORDER), then sources this file.
 #
 #   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 language model,
-#                                4 evaluate greedy and beam+LM, 5 transcribe an example)
+#                                4 evaluate: greedy, beam+lexicon, beam+lexicon+LM; 5 transcribe an example)
 #   --src DIR                    an existing copy of the corpus (skips the download)
 #   --url URL                    download the corpus archive from URL instead of its public address
 #   --data DIR                   where manifests go (default data/$CORPUS)
@@ -85,11 +85,14 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  log "4: evaluate $data/$TEST_SPLIT.jsonl (greedy, then beam search with the LM)"
-  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_${TEST_SPLIT}_greedy" --decoder greedy
-  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "$exp/eval_${TEST_SPLIT}_beam" \
+  log "4: evaluate $data/$TEST_SPLIT.jsonl: greedy, beam with the lexicon alone, beam with lexicon and LM"
+  eval_dir="$exp/eval_${TEST_SPLIT}"
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_greedy" --decoder greedy
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_lexicon" \
+    --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt" --lm-weight 0 --word-score 0
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_beam" \
     --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt"
-  asr summarize "$exp/eval_${TEST_SPLIT}_greedy" "$exp/eval_${TEST_SPLIT}_beam" --no-pool
+  asr summarize "${eval_dir}_greedy" "${eval_dir}_lexicon" "${eval_dir}_beam" --no-pool
 fi
 
 if run_stage 5; then
