@@ -216,7 +216,7 @@ def _add_decoder_options(p: argparse.ArgumentParser, tuning: bool = False) -> No
     g.add_argument("--lm", metavar="LM.arpa", help="n-gram LM (asr lm build): words with --lexicon, tokens without")
     g.add_argument("--lexicon", metavar="FILE", help="lexicon: restricts hypotheses to its words")
     g.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default 50)")
-    g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 25)")
+    g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 10)")
     if not tuning:
         g.add_argument("--lm-weight", type=float, help="LM weight (default 1)")
         g.add_argument("--word-score", type=float, help="score added per word (default 0)")

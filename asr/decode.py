@@ -37,7 +37,7 @@ class DecoderConfig:
     sil_score: float = 0.0  # added per word boundary (silence) token
     beam_size: int = 50  # hypotheses kept after each frame
     beam_size_token: int = 0  # tokens tried per frame; 0: all of them
-    beam_threshold: float = 25.0  # drop hypotheses scoring this much below the best
+    beam_threshold: float = 10.0  # drop hypotheses scoring this much below the best (LJ dev: 25 -> 10 same WER, 2.3x faster)
     nbest: int = 1  # hypotheses returned per utterance
 
     def __post_init__(self):

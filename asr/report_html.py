@@ -133,7 +133,7 @@ def decoder_label(decoder: dict | str | None) -> str:
     if not isinstance(decoder, dict) or decoder.get("kind") != "beam":
         return "greedy"
     label = f"beam {decoder['beam_size']}" + (" + lexicon" if decoder.get("lexicon") else "")
-    if decoder.get("lm"):
+    if decoder.get("lm") and decoder.get("lm_weight"):
         label += f" + LM (weight {decoder['lm_weight']:g}, word score {decoder['word_score']:g})"
     return label
 
