@@ -65,6 +65,12 @@ def test_ljspeech_holds_out_contiguous_passages(shared_data, tmp_path, caplog):
     assert all(i.startswith("LJ001") for i in train_ids)
     assert all(i.startswith("LJ002") for i in dev_ids + test_ids)
     assert max(dev_ids) < min(test_ids)
+    # the LM text: every metadata sentence (13,095) but the 199 dev and test ones, train sentences included
+    lm_text = (tmp_path / "lm_text.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lm_text) == 13095 - len(dev_ids) - len(test_ids)
+    held_out = {row["text"] for name in ("dev", "test") for row in lines(tmp_path / f"{name}.jsonl")}
+    trained = {row["text"] for row in lines(tmp_path / "train.jsonl")}
+    assert not held_out & set(lm_text) - trained and trained <= set(lm_text)
 
 
 def test_unknown_corpus_and_missing_folder(tmp_path):
