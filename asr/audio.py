@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,25 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
         samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as err:
         raise AudioError(f"{path}: cannot read audio ({err})") from None
+    return _mono_at_rate(samples, file_rate, sample_rate, str(path))
+
+
+def decode_audio(data: bytes, name: str, sample_rate: int) -> torch.Tensor:
+    """Like :func:`load_audio` for an encoded file held in memory (e.g. read from a tar shard);
+    ``name`` says where it came from in error messages."""
+    try:
+        samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as err:
+        raise AudioError(f"{name}: cannot read audio ({err})") from None
+    return _mono_at_rate(samples, file_rate, sample_rate, name)
+
+
+def _mono_at_rate(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> torch.Tensor:
+    """``samples (num_samples, channels)`` -> mono float32 ``(num_samples',)`` at ``sample_rate``."""
     if samples.shape[0] == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
+        raise AudioError(f"{name}: the file holds no audio samples")
     if not np.isfinite(samples).all():
-        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+        raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     waveform = torch.from_numpy(samples.mean(axis=1))  # (num_samples,)
     if file_rate != sample_rate:
         waveform = AF.resample(waveform, file_rate, sample_rate)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.data import BucketBatchSampler, SpeechDataset, collate
+from asr.data import DistributedBucketBatchSampler, SpeechDataset, collate
 from asr.decode import greedy_decode
 from asr.model import AcousticModel
 from asr.text import CharTokenizer
@@ -17,8 +17,13 @@ from asr.text import CharTokenizer
 @dataclass
 class Recognition:
     hypotheses: dict[int, str]  # dataset index -> greedy transcript (failed items absent)
-    loss: float  # mean CTC loss over the decoded batches (nan when not computed)
+    losses: dict[int, float]  # dataset index -> CTC loss / target length (when computed)
     failed: dict[str, str]  # audio path -> why it could not be decoded
+
+    @property
+    def loss(self) -> float:
+        """Mean over the utterances of CTC loss per target token (nan when not computed)."""
+        return sum(self.losses.values()) / len(self.losses) if self.losses else float("nan")
 
 
 def recognize(
@@ -31,24 +36,31 @@ def recognize(
     compute_loss: bool = False,
     progress: bool = False,
     description: str = "decode",
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Recognition:
-    """Greedy-decode every utterance of ``dataset``; optionally the mean CTC loss too."""
-    sampler = BucketBatchSampler(
-        [u.duration for u in dataset.utterances], batch_size, max_batch_seconds, shuffle=False
+    """Greedy-decode every utterance of ``dataset``; optionally each one's CTC loss too.
+
+    With ``world_size > 1`` this process decodes only its share (``rank``) of each batch.
+    """
+    sampler = DistributedBucketBatchSampler(
+        [u.duration for u in dataset.utterances], batch_size, max_batch_seconds, shuffle=False,
+        rank=rank, num_replicas=world_size,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
-    ctc = torch.nn.CTCLoss(blank=tokenizer.blank_id, zero_infinity=True)
     network.eval()
-    hypotheses, losses = {}, []
+    hypotheses, losses = {}, {}
     with torch.inference_mode():
         for batch in tqdm(loader, desc=description, disable=not progress, leave=False, unit="batch"):
             if batch is None:
                 continue
             log_probs, lengths = network(batch.features.to(device), batch.feature_lengths.to(device))
             if compute_loss:
-                loss = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths)
-                losses.append(loss.item())
+                per_utterance = torch.nn.functional.ctc_loss(
+                    log_probs.transpose(0, 1), batch.targets.to(device), lengths, batch.target_lengths.to(device),
+                    blank=tokenizer.blank_id, reduction="none", zero_infinity=True,
+                ) / batch.target_lengths.to(device).clamp_min(1)
+                losses.update(zip(batch.indices, per_utterance.tolist()))
             texts = greedy_decode(log_probs.cpu(), lengths.cpu(), tokenizer)
             hypotheses.update(zip(batch.indices, texts))
-    mean_loss = sum(losses) / len(losses) if losses else float("nan")
-    return Recognition(hypotheses=hypotheses, loss=mean_loss, failed=dict(dataset.failed))
+    return Recognition(hypotheses=hypotheses, losses=losses, failed=dict(dataset.failed))

@@ -1,0 +1,165 @@
+"""Where training batches come from: a manifest held in memory, or tar shards streamed from disk/URLs.
+
+Both sources give each process its share of every global batch, report how
+far into the epoch they are (``position``, stored in checkpoints) and start a
+resumed epoch from such a position.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from asr.augment import AugmentConfig
+from asr.data import Batch, BucketBatchSampler, DistributedBucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.distributed import DistributedContext
+from asr.errors import AsrError
+from asr.features import LogMel
+from asr.shards import ShardStream, expand_shard_spec, is_shard_spec, shard_durations, shard_features
+from asr.text import CharTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def _as_is(item):
+    """DataLoader collate for sources that yield finished batches (a module-level function so
+    worker processes can unpickle it)."""
+    return item
+
+
+class ManifestBatches:
+    """Length-bucketed batches of a manifest's utterances; audio is cached in memory once read."""
+
+    def __init__(self, dataset: SpeechDataset, sampler: DistributedBucketBatchSampler, num_workers: int):
+        self.dataset = dataset
+        self.sampler = sampler
+        # Its own generator: creating an iterator must not draw from the global torch RNG,
+        # or a resumed run's dropout and SpecAugment masks would differ from an uninterrupted one's.
+        self.loader = DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=torch.Generator()
+        )
+        self.consumed = 0
+
+    @property
+    def durations(self) -> list[float]:
+        return self.sampler.durations
+
+    def batches_per_epoch(self) -> int:
+        return len(self.sampler)
+
+    def epoch(self, epoch: int, position: int | None = None) -> Iterator[Batch | None]:
+        """This process' share of each global batch of ``epoch``, from global batch ``position``."""
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        self.sampler.start = self.consumed = position or 0
+        for batch in self.loader:
+            self.consumed += 1
+            yield batch
+
+    def position(self) -> int:
+        """Global batches of the current epoch handed out so far (the same on every process)."""
+        return self.consumed
+
+    def resume_position(self, positions: list[Any]) -> int:
+        return positions[0]  # global: valid for any number of processes
+
+    def statistics_features(self, limit: int, seed: int) -> Iterator[torch.Tensor]:
+        """Un-augmented features ``(T, F)`` of up to ``limit`` utterances in a seeded order."""
+        plain = SpeechDataset(self.dataset.utterances, self.dataset.log_mel, self.dataset.tokenizer)
+        indices = list(range(len(plain)))
+        random.Random(seed).shuffle(indices)
+        for index in indices[:limit]:
+            item = plain[index]
+            if item is not None:
+                yield item[0]
+
+
+class ShardBatches:
+    """Batches streamed from WebDataset-format tar shards (see :class:`asr.shards.ShardStream`)."""
+
+    def __init__(self, stream: ShardStream, durations: list[float], num_workers: int, global_batch: tuple[int, float]):
+        self.stream = stream
+        self.durations = durations
+        self.num_workers = num_workers
+        self.loader = DataLoader(
+            stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers, generator=torch.Generator()
+        )
+        # The epoch length is not known before reading; the schedule uses the number of
+        # global batches a manifest of the same utterances would give.
+        self.estimated_batches = len(BucketBatchSampler(durations, *global_batch, shuffle=False))
+        self.consumed = [0] * max(1, num_workers)
+
+    def batches_per_epoch(self) -> int:
+        return self.estimated_batches
+
+    def epoch(self, epoch: int, position: list[int] | None = None) -> Iterator[Batch | None]:
+        self.consumed = list(position or [0] * max(1, self.num_workers))
+        self.stream.set_epoch(epoch, skip=self.consumed)
+        for worker, batch in self.loader:
+            self.consumed[worker] += 1
+            yield batch
+
+    def position(self) -> list[int]:
+        """Batches of the current epoch taken from each DataLoader worker of this process."""
+        return list(self.consumed)
+
+    def resume_position(self, positions: list[Any]) -> list[int] | None:
+        """This process' saved position, or ``None`` (restart the epoch) when the number of
+        processes or workers changed, since then the shards are dealt differently."""
+        rank, world = self.stream.rank, self.stream.world_size
+        if len(positions) != world or len(positions[rank]) != max(1, self.num_workers):
+            log.warning("the number of processes or workers changed: the interrupted epoch restarts from its beginning")
+            return None
+        return positions[rank]
+
+    def statistics_features(self, limit: int, seed: int) -> Iterator[torch.Tensor]:
+        return shard_features(self.stream.urls, self.stream.log_mel, limit, seed)
+
+
+def training_batches(
+    spec: str | Path,
+    log_mel: LogMel,
+    tokenizer: CharTokenizer,
+    augment: AugmentConfig,
+    train_config,
+    context: DistributedContext,
+) -> ManifestBatches | ShardBatches:
+    """A manifest path, or shards (folder, ``{a..b}`` pattern, ``.tar`` path or URL), as batches
+    for this process."""
+    tc = train_config
+    spec = str(spec)
+    if is_shard_spec(spec):
+        if augment.crop_prob > 0:
+            raise AsrError("word cropping (augment.crop_prob) needs random access: train from a manifest, not shards")
+        urls = expand_shard_spec(spec)
+        readers = context.world_size * max(1, tc.num_workers)
+        if len(urls) < readers:
+            log.warning(
+                "%d shard(s) for %d readers (processes x workers): every reader reads every shard; "
+                "write at least %d shards for full speed", len(urls), readers, readers,
+            )
+        stream = ShardStream(
+            urls, log_mel, tokenizer, augment,
+            batch_size=max(1, -(-tc.batch_size // context.world_size)),
+            max_batch_seconds=tc.max_batch_seconds / context.world_size,
+            shuffle_buffer=tc.shuffle_buffer, bucket_buffer=tc.bucket_buffer,
+            seed=tc.seed, rank=context.rank, world_size=context.world_size,
+        )
+        durations = shard_durations(urls)
+        if not durations:
+            raise AsrError(f"{spec}: the shards hold no usable utterances")
+        return ShardBatches(stream, durations, tc.num_workers, (tc.batch_size, tc.max_batch_seconds))
+    utterances = read_manifest(spec, skip_missing=True)
+    if not utterances:
+        raise AsrError(f"{spec}: no usable utterances to train on")
+    dataset = SpeechDataset(utterances, log_mel, tokenizer, augment=augment, seed=tc.seed)
+    sampler = DistributedBucketBatchSampler(
+        [u.duration for u in utterances], tc.batch_size, tc.max_batch_seconds, shuffle=True, seed=tc.seed,
+        rank=context.rank, num_replicas=context.world_size,
+    )
+    return ManifestBatches(dataset, sampler, tc.num_workers)
