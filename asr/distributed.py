@@ -98,6 +98,13 @@ def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.T
     return values
 
 
+def broadcast_from_first(tensors: list[torch.Tensor], context: DistributedContext) -> None:
+    """Overwrite ``tensors`` in place with the first process' values."""
+    if context.is_distributed:
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+
 def gather(obj: Any, context: DistributedContext) -> list[Any]:
     """Every process' ``obj`` (picklable plain values), in rank order, on every process."""
     if not context.is_distributed:

@@ -239,7 +239,7 @@ class _Run:
 
         network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
         if config.features.normalization == "global" and state is None and context.is_main:
-            # Other processes receive these buffers from DistributedDataParallel's initial broadcast.
+            # The other processes receive these statistics from the first one (below).
             features = self.data.statistics_features(tc.stats_utterances, tc.seed)
             network.normalizer.set_statistics(*feature_statistics(features, config.features.n_mels))
         if state is not None:
@@ -249,8 +249,10 @@ class _Run:
         log.info("model: %s, %.2f M parameters", config.model, self.num_params / 1e6)
         self.model = network
         if context.is_distributed:
+            # DDP broadcasts the first process' parameters; the buffers (normalisation statistics,
+            # fixed during training) are sent here once instead of before every forward pass.
+            distributed.broadcast_from_first(list(network.buffers()), context)
             device_ids = [torch.device(device).index] if device.startswith("cuda") else None
-            # Buffers (normalisation statistics) are fixed after the initial broadcast.
             self.model = DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
 
         self.total_steps = tc.epochs * self.data.batches_per_epoch()
@@ -426,6 +428,8 @@ class _Run:
             self.epoch_totals["loss"] += outcome.loss
             self.epoch_totals["batches"] += 1
             bar.set_postfix(loss=f"{outcome.loss:.3f}")
+            log.debug("step %d: loss %.6f, grad norm %.6f, %d utterances",
+                      self.step, outcome.loss, outcome.grad_norm, outcome.utterances)
             if writer:
                 writer.add_scalar("train/loss", outcome.loss, self.step)
                 writer.add_scalar("train/grad_norm", outcome.grad_norm, self.step)
