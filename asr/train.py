@@ -309,6 +309,8 @@ class _Run:
         state = self._state(epoch, epoch_done)
         if self.context.is_main:
             save_state(state, self.exp_dir)
+            log.debug("training state saved: step %d, epoch %d %s", self.step, epoch,
+                      "done" if epoch_done else f"at batch position {state['position'][0]}")
 
     def _restore(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
