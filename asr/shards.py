@@ -144,12 +144,19 @@ def _write_shard(out_dir: Path, number: int, items: list[tuple[str, Utterance, f
                     metadata["speaker"] = utt.speaker
                 _add_member(tar, f"{key}.{extension}", Path(utt.audio_filepath).read_bytes())
                 _add_member(tar, f"{key}.json", json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the corpus from other users
         os.replace(temporary, out_dir / name)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     durations = [round(d, 4) for _, _, d in items]
     return {"name": name, "utterances": len(items), "seconds": round(sum(durations), 3), "durations": durations}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
