@@ -27,6 +27,7 @@ has already trained on without decoding them.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -354,9 +355,7 @@ class ShardStream(IterableDataset):
     """Training batches streamed from shards; yields ``(worker id, Batch or None)``.
 
     Each epoch every process shuffles the shard list the same way (from ``seed``
-    and the epoch) and the ``world_size * num_workers`` readers (processes times
-    DataLoader workers) take every n-th shard; with fewer shards than readers,
-    every reader reads all shards and keeps every n-th utterance. Batches hold
+    and the epoch) and takes its share (:meth:`samples`). Batches hold
     at most ``batch_size`` utterances and ``max_batch_seconds`` of padded audio
     (the per-process share of a global batch). ``None`` stands for a batch whose
     utterances all failed to decode (each is logged). ``skip[w]`` batches of
@@ -402,27 +401,37 @@ class ShardStream(IterableDataset):
         random.Random(f"{self.seed}/{self.epoch}/shards").shuffle(order)
         return order
 
-    def samples(self, reader: int, readers: int) -> Iterator[ShardSample]:
-        """Reader ``reader`` of ``readers``: its share of this epoch's utterances, unshuffled."""
+    def samples(self, worker: int, workers: int) -> Iterator[ShardSample]:
+        """DataLoader worker ``worker`` of ``workers`` (in this process): its share of this
+        epoch's utterances, before shuffling.
+
+        Processes get equally many whole shards; the ``len % world_size`` shards left over are
+        not read this epoch (the order changes every epoch, so a different few each time), so
+        that all processes run out of data at about the same step. With fewer shards than
+        processes, every process reads every shard and keeps every ``world_size``-th utterance.
+        Within a process, workers split its shards the same way (without leaving any out).
+        """
         order = self.shard_order()
-        if len(order) >= readers:
-            for url in order[reader::readers]:
-                yield from iterate_samples(url)
+        if len(order) >= self.world_size:
+            usable = len(order) // self.world_size * self.world_size
+            urls, by_utterance = order[:usable][self.rank :: self.world_size], False
         else:
-            position = 0
-            for url in order:
-                for sample in iterate_samples(url):
-                    if position % readers == reader:
-                        yield sample
-                    position += 1
+            urls, by_utterance = order, True
+        worker_by_utterance = by_utterance or len(urls) < workers
+        if not worker_by_utterance:
+            urls = urls[worker::workers]
+        stream = itertools.chain.from_iterable(iterate_samples(url) for url in urls)
+        if by_utterance:
+            stream = itertools.islice(stream, self.rank, None, self.world_size)
+        if worker_by_utterance:
+            stream = itertools.islice(stream, worker, None, workers)
+        return stream
 
     def __iter__(self) -> Iterator[tuple[int, Batch | None]]:
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        reader = self.rank * num_workers + worker_id
-        readers = self.world_size * num_workers
-        rng = random.Random(f"{self.seed}/{self.epoch}/reader{reader}")
-        stream = shuffled(self.samples(reader, readers), self.shuffle_buffer, rng)
+        rng = random.Random(f"{self.seed}/{self.epoch}/rank{self.rank}/worker{worker_id}")
+        stream = shuffled(self.samples(worker_id, num_workers), self.shuffle_buffer, rng)
         batches = bucketed(stream, self.bucket_buffer, self.batch_size, self.max_batch_seconds, rng)
         skip = self.skip[worker_id] if worker_id < len(self.skip) else 0
         for number, batch in enumerate(batches):

@@ -137,11 +137,12 @@ def training_batches(
         if augment.crop_prob > 0:
             raise AsrError("word cropping (augment.crop_prob) needs random access: train from a manifest, not shards")
         urls = expand_shard_spec(spec)
-        readers = context.world_size * max(1, tc.num_workers)
-        if len(urls) < readers:
+        if len(urls) < context.world_size:
+            log.warning("%d shard(s) for %d processes: every process reads every shard", len(urls), context.world_size)
+        elif len(urls) % context.world_size:
             log.warning(
-                "%d shard(s) for %d readers (processes x workers): every reader reads every shard; "
-                "write at least %d shards for full speed", len(urls), readers, readers,
+                "%d shards for %d processes: %d shard(s), a different few each epoch, are left out of every epoch "
+                "so that the processes stay in step", len(urls), context.world_size, len(urls) % context.world_size,
             )
         stream = ShardStream(
             urls, log_mel, tokenizer, augment,

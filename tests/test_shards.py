@@ -105,23 +105,45 @@ def identities(batches) -> collections.Counter:
     return found
 
 
-@pytest.mark.parametrize("shard_size", [5, 20])  # 8 shards (split by shard) or 2 (split by utterance)
+def epoch_identities(shard_dir, rank, world_size, num_workers, epoch=1) -> collections.Counter:
+    """What process ``rank`` of ``world_size`` trains on in ``epoch``, through a real DataLoader."""
+    source = ShardStream(expand_shard_spec(str(shard_dir)), LogMel(FEATURES), CharTokenizer(), None, batch_size=3,
+                         max_batch_seconds=30.0, shuffle_buffer=4, bucket_buffer=6, seed=1, rank=rank,
+                         world_size=world_size)
+    source.set_epoch(epoch)
+    pairs = list(DataLoader(source, batch_size=None, num_workers=num_workers, collate_fn=_as_is))
+    assert {worker for worker, _ in pairs} == set(range(num_workers))  # every worker had a share
+    return identities(batch for _, batch in pairs)
+
+
+# 8 shards: 4 per process, 2 per worker; 2 shards: 1 per process, its worker split it by utterance;
+# 1 shard: both processes read it, each keeps every other utterance, and so do its workers.
+@pytest.mark.parametrize("shard_size", [5, 20, 40])
 def test_processes_and_workers_share_an_epoch_without_duplicates(corpus, tmp_path, shard_size):
     folder, utts, _ = corpus
     write_shards(utts, tmp_path / "s", shard_size=shard_size)
-    log_mel = LogMel(FEATURES)
     expected = identities([batch for _, batch in stream(corpus, batch_size=40, bucket_buffer=40, max_batch_seconds=1e9)])
     assert sum(expected.values()) == 40
-    seen = collections.Counter()
-    for rank in range(2):
-        ranked = ShardStream(expand_shard_spec(str(tmp_path / "s")), log_mel, CharTokenizer(), None, batch_size=3,
-                             max_batch_seconds=30.0, shuffle_buffer=4, bucket_buffer=6, seed=1, rank=rank, world_size=2)
-        ranked.set_epoch(1)
-        loader = DataLoader(ranked, batch_size=None, num_workers=2, collate_fn=_as_is)
-        pairs = list(loader)
-        assert {worker for worker, _ in pairs} == {0, 1}
-        seen += identities(batch for _, batch in pairs)
-    assert seen == expected  # 2 processes x 2 workers: every clip exactly once
+    shares = [epoch_identities(tmp_path / "s", rank, 2, num_workers=2) for rank in range(2)]
+    assert shares[0] + shares[1] == expected  # 2 processes x 2 workers: every clip exactly once
+    assert abs(sum(shares[0].values()) - sum(shares[1].values())) <= 1
+
+
+def test_shards_left_over_after_an_even_deal_rotate_between_epochs(corpus, tmp_path):
+    """3 shards for 2 processes: each epoch one whole shard is left out, a different one."""
+    folder, utts, _ = corpus
+    for number in range(3):
+        write_shards(utts[10 * number : 10 * number + 10], tmp_path / "s" / str(number), shard_size=10)
+        (tmp_path / "s" / str(number) / "shard-000000.tar").rename(tmp_path / "s" / f"shard-00000{number}.tar")
+    alone = [epoch_identities(tmp_path / "s" / f"shard-00000{n}.tar", 0, 1, num_workers=1) for n in range(3)]
+    left_out = set()
+    for epoch in (1, 2, 3, 4):
+        shares = [epoch_identities(tmp_path / "s", rank, 2, num_workers=1, epoch=epoch) for rank in range(2)]
+        (missing,) = [n for n in range(3) if shares[0] + shares[1] + alone[n] == sum(alone, collections.Counter())]
+        kept = [alone[n] for n in range(3) if n != missing]
+        assert shares == kept or shares == kept[::-1]  # one whole shard each
+        left_out.add(missing)
+    assert len(left_out) > 1
 
 
 def test_epochs_are_shuffled_reproducibly_and_batches_bucketed(corpus):
