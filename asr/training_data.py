@@ -137,9 +137,9 @@ def training_batches(
         if augment.crop_prob > 0:
             raise AsrError("word cropping (augment.crop_prob) needs random access: train from a manifest, not shards")
         urls = expand_shard_spec(spec)
-        if len(urls) < context.world_size:
+        if len(urls) < context.world_size and context.is_main:
             log.warning("%d shard(s) for %d processes: every process reads every shard", len(urls), context.world_size)
-        elif len(urls) % context.world_size:
+        elif len(urls) % context.world_size and context.is_main:
             log.warning(
                 "%d shards for %d processes: %d shard(s), a different few each epoch, are left out of every epoch "
                 "so that the processes stay in step", len(urls), context.world_size, len(urls) % context.world_size,

@@ -104,3 +104,42 @@ def test_two_gloo_processes_end_with_the_weights_of_one(shared_data, tmp_path):
         assert a["dev_loss"] == pytest.approx(b["dev_loss"], rel=1e-5)
     # only the first process wrote files: one log, one set of tensorboard events
     assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_two_processes_stream_uneven_shards(fsdd_clips, tmp_path):
+    """Shards of 12, 12 and 5 clips for 2 processes with a DataLoader worker each: each epoch two
+    shards are used, one per process; when the process holding the 5-clip shard runs out, the
+    epoch ends for both (they agree every step) and training goes on in step."""
+    import soundfile
+
+    from asr.data import Utterance
+    from asr.shards import ShardStream, expand_shard_spec, write_shards
+
+    digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    paths = sorted(fsdd_clips.glob("*_14.wav"))[:29]
+    utts = [Utterance(str(p), digits[int(p.name[0])], soundfile.info(str(p)).duration, None, p.stem) for p in paths]
+    write_shards(utts, tmp_path / "shards", shard_size=12)
+    write_manifest(tmp_path / "dev.jsonl", utts[:4])
+    (tmp_path / "conf.toml").write_text(CONFIG.replace("epochs = 2", "epochs = 3") + "num_workers = 1\n")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "asr"]
+    result = subprocess.run(
+        [*launcher, "-v", "train", "--config", tmp_path / "conf.toml", "--train", tmp_path / "shards",
+         "--dev", tmp_path / "dev.jsonl", "--exp", tmp_path / "exp", "--seed", "2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("3 shards for 2 processes: 1 shard(s)") == 1  # said once, by the first process
+    history = json.loads((tmp_path / "exp" / "history.json").read_text())
+    assert len(history) == 3 and all(r["train_loss"] == r["train_loss"] for r in history)  # finite, not NaN
+    steps = [int(line.split("step ")[1].split(",")[0]) for line in result.stderr.splitlines()
+             if "training state saved" in line]
+    per_epoch = [b - a for a, b in zip([0, *steps], steps)]
+    # Per process, batches of at most 2 clips (a global batch of 3): a 12-clip shard gives 6, the
+    # 5-clip one 3, and an epoch lasts as long as the shorter share.
+    source = ShardStream(expand_shard_spec(str(tmp_path / "shards")), None, None, None, 2, 30.0, seed=2)
+    expected = []
+    for epoch in (1, 2, 3):
+        source.set_epoch(epoch)
+        expected.append(3 if str(tmp_path / "shards" / "shard-000002.tar") in source.shard_order()[:2] else 6)
+    assert per_epoch == expected and 3 in expected and 6 in expected
