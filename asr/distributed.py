@@ -72,10 +72,10 @@ def select_device(name: str, context: DistributedContext) -> str:
                 f"LOCAL_RANK={context.local_rank} but this machine has {torch.cuda.device_count()} GPU(s)"
             )
         name = f"cuda:{context.local_rank}"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise AsrError(f"device {name!r} requested but CUDA is not available")
-        torch.cuda.set_device(torch.device(name))
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AsrError(f"device {name!r} requested but CUDA is not available")
+    if torch.device(name).index is not None:
+        torch.cuda.set_device(torch.device(name))  # NCCL and all_gather_object use the current device
     return name
 
 

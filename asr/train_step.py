@@ -10,11 +10,12 @@ processes, which leaves exactly the single-process gradient
 ``1 / C * sum_i d(loss_i / L_i)``. (Averaging each process' own mean instead
 would weight utterances by the size of the share they landed in.)
 
-Every step all processes agree, in one all-reduce, on: whether any has run out
-of batches (the epoch ends for all), how many utterances the global batch has
-(none: skip), and whether any loss is NaN/Inf (skip and count). Gradients are
-identical on all processes after DDP's all-reduce, so a non-finite gradient
-norm is seen, and the step skipped, everywhere at once.
+Every step all processes first agree (one small all-reduce) on whether any has
+run out of batches (the epoch ends for all) and how many utterances the global
+batch has (none: skip); after the forward pass, on whether any loss is NaN/Inf
+(skip and count). Gradients are identical on all processes after DDP's
+all-reduce, so a non-finite gradient norm is seen, and the step skipped,
+everywhere at once.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ class TrainStep:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
+    def _sum(self, values: list[float]) -> list[float]:
+        """Element-wise sums over all processes (the values themselves in a single process)."""
+        if not self.context.is_distributed:
+            return values
+        return all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=self.device), self.context).tolist()
+
     def _forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast():
             return self.model(features.to(self.device), lengths.to(self.device))
@@ -98,29 +105,27 @@ class TrainStep:
         ``exhausted``: no batches left this epoch)."""
         self.optimizer.zero_grad(set_to_none=True)
         count = 0 if batch is None else len(batch.indices)
-        loss_sum = torch.zeros((), device=self.device)
-        if count:
-            log_probs, lengths = self._forward(batch.features, batch.feature_lengths)
-            loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
-        local_nonfinite = bool(count) and not torch.isfinite(loss_sum).item()
-        totals = all_reduce_sum(
-            torch.tensor([float(exhausted), count, float(local_nonfinite), loss_sum.item() if count else 0.0],
-                         dtype=torch.float64, device=self.device),
-            self.context,
-        ).tolist()
-        any_exhausted, utterances, nonfinite, total_loss = totals[0] > 0, int(totals[1]), totals[2] > 0, totals[3]
+        # Agree before any forward pass: DDP's forward may itself communicate (it rebuilds its
+        # gradient buckets once), so every process must reach it at the same point.
+        any_exhausted, utterances = self._sum([float(exhausted), count])
+        utterances = int(utterances)
         if any_exhausted:
             return StepOutcome("done")
         if utterances == 0:
             return StepOutcome("empty")
-        if nonfinite:
-            return StepOutcome("nonfinite_loss", utterances=utterances)
-        if not count:
+        if count:
+            log_probs, lengths = self._forward(batch.features, batch.feature_lengths)
+            loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
+        else:
             # Nothing of ours in this global batch, but DDP needs every process in backward:
             # a zero-weight pass over a few frames of silence adds nothing to the gradient.
             frames = torch.zeros(1, 2 * self.network.config.subsampling, self.network.feature_config.n_mels)
             log_probs, _ = self._forward(frames, torch.tensor([frames.shape[1]]))
             loss_sum = 0.0 * log_probs.float().sum()
+        local_loss = loss_sum.item()
+        nonfinite, total_loss = self._sum([float(not math.isfinite(local_loss)), local_loss])
+        if nonfinite:
+            return StepOutcome("nonfinite_loss", utterances=utterances)
         loss = loss_sum * (self.context.world_size / utterances)
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:

@@ -143,3 +143,60 @@ def test_two_processes_stream_uneven_shards(fsdd_clips, tmp_path):
         source.set_epoch(epoch)
         expected.append(3 if str(tmp_path / "shards" / "shard-000002.tar") in source.shard_order()[:2] else 6)
     assert per_epoch == expected and 3 in expected and 6 in expected
+
+
+def _step_protocol_worker(rank, port, out_dir):
+    """Process ``rank`` of 2 runs three steps with hand-made shares (see the test)."""
+    import os
+
+    from asr.data import Batch
+    from asr.distributed import DistributedContext, start, stop
+    from asr.features import FeatureConfig
+    from asr.model import AcousticModel, ModelConfig
+    from asr.train_step import TrainStep
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    context = DistributedContext(rank=rank, world_size=2)
+    start(context, "cpu")
+    torch.manual_seed(0)
+    network = AcousticModel(5, FeatureConfig(n_mels=8), ModelConfig(num_layers=1, hidden_size=8, subsampling=2, dropout=0))
+    model = torch.nn.parallel.DistributedDataParallel(network, broadcast_buffers=False)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    step = TrainStep(model, network, optimizer, scheduler, 0, 5.0, "fp32", "cpu", context)
+
+    def batch(poison=False):
+        features = torch.randn(2, 20, 8, generator=torch.Generator().manual_seed(rank))
+        if poison:
+            features[0, 3, 1] = float("nan")
+        return Batch(features, torch.tensor([20, 15]), torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1]), [0, 1])
+
+    before = [p.detach().clone() for p in network.parameters()]
+    outcomes = [step(batch(poison=rank == 1)).status]  # NaN on process 1 only
+    unchanged = all(torch.equal(a, b) for a, b in zip(before, network.parameters()))
+    outcomes.append(step(batch() if rank == 0 else None).status)  # process 1 has no share
+    changed = not all(torch.equal(a, b) for a, b in zip(before, network.parameters()))
+    outcomes.append(step(batch() if rank == 1 else None).status)  # process 0 has none (DDP rebuilds buckets)
+    outcomes.append(step(batch() if rank == 1 else None, exhausted=rank == 0).status)  # process 0 ran out
+    weights = torch.cat([p.detach().flatten() for p in network.parameters()])
+    stop(context)
+    torch.save({"outcomes": outcomes, "unchanged": unchanged, "changed": changed, "weights": weights},
+               f"{out_dir}/rank{rank}.pt")
+
+
+@pytest.mark.timeout(120)  # a disagreement between the processes deadlocks them
+def test_processes_agree_on_skips_idle_shares_and_the_end_of_an_epoch(tmp_path):
+    """Two gloo processes: a NaN loss on one skips the step on both; a process without a share
+    joins the step with a zero-weight pass; one process out of batches ends the epoch for both."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.start_processes(_step_protocol_worker, args=(port, str(tmp_path)), nprocs=2,
+                                          start_method="fork")
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    for result in results:
+        assert result["outcomes"] == ["nonfinite_loss", "trained", "trained", "done"]
+        assert result["unchanged"] and result["changed"]
+    assert torch.equal(results[0]["weights"], results[1]["weights"])  # still in step
