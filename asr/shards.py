@@ -390,10 +390,15 @@ class ShardStream(IterableDataset):
         self.world_size = world_size
         self.epoch = 0
         self.skip: list[int] = []
+        self.first_worker = 0
 
-    def set_epoch(self, epoch: int, skip: list[int] | None = None) -> None:
+    def set_epoch(self, epoch: int, skip: list[int] | None = None, first_worker: int = 0) -> None:
+        """Stream ``epoch``, passing over ``skip[w]`` batches of worker ``w``. The DataLoader
+        always asks its worker process 0 first; ``first_worker`` is the worker whose turn it
+        is (a resumed epoch), so process 0 plays that worker and the round continues unchanged."""
         self.epoch = epoch
         self.skip = list(skip or [])
+        self.first_worker = first_worker
 
     def shard_order(self) -> list[str]:
         """This epoch's shard order, the same on every process."""
@@ -429,7 +434,8 @@ class ShardStream(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[int, Batch | None]]:
         worker = get_worker_info()
-        worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        process_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        worker_id = (process_id + self.first_worker) % num_workers
         rng = random.Random(f"{self.seed}/{self.epoch}/rank{self.rank}/worker{worker_id}")
         stream = shuffled(self.samples(worker_id, num_workers), self.shuffle_buffer, rng)
         batches = bucketed(stream, self.bucket_buffer, self.batch_size, self.max_batch_seconds, rng)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,7 @@ class _Run:
         state = load_state(exp_dir) if resume else None
         if context.is_main:
             (exp_dir / "config.toml").write_text(dump_toml(config), encoding="utf-8")
+        random.seed(tc.seed)
         torch.manual_seed(tc.seed)
 
         self.tokenizer = CharTokenizer()
@@ -415,7 +417,7 @@ class _Run:
         batches = self.data.epoch(epoch, position)
         bar = tqdm(total=self.data.batches_per_epoch(), desc=f"epoch {epoch}/{self.tc.epochs}", unit="batch",
                    disable=None if self.context.is_main else True, leave=False)
-        bar.update(position if isinstance(position, int) else sum(position or []))
+        bar.update(position if isinstance(position, int) else sum(position["consumed"]) if position else 0)
         every = self.tc.checkpoint_every_steps
         while True:
             batch = next(batches, _END)

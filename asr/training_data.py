@@ -92,27 +92,31 @@ class ShardBatches:
         # The epoch length is not known before reading; the schedule uses the number of
         # global batches a manifest of the same utterances would give.
         self.estimated_batches = len(BucketBatchSampler(durations, *global_batch, shuffle=False))
-        self.consumed = [0] * max(1, num_workers)
+        self.workers = max(1, num_workers)
+        self.consumed, self.next_worker = [0] * self.workers, 0
 
     def batches_per_epoch(self) -> int:
         return self.estimated_batches
 
-    def epoch(self, epoch: int, position: list[int] | None = None) -> Iterator[Batch | None]:
-        self.consumed = list(position or [0] * max(1, self.num_workers))
-        self.stream.set_epoch(epoch, skip=self.consumed)
+    def epoch(self, epoch: int, position: dict | None = None) -> Iterator[Batch | None]:
+        self.consumed = list(position["consumed"]) if position else [0] * self.workers
+        self.next_worker = position["next_worker"] if position else 0
+        self.stream.set_epoch(epoch, skip=self.consumed, first_worker=self.next_worker)
         for worker, batch in self.loader:
             self.consumed[worker] += 1
+            self.next_worker = (worker + 1) % self.workers  # the DataLoader asks its workers in turn
             yield batch
 
-    def position(self) -> list[int]:
-        """Batches of the current epoch taken from each DataLoader worker of this process."""
-        return list(self.consumed)
+    def position(self) -> dict:
+        """Batches of the current epoch taken from each DataLoader worker of this process, and
+        whose turn is next."""
+        return {"consumed": list(self.consumed), "next_worker": self.next_worker}
 
-    def resume_position(self, positions: list[Any]) -> list[int] | None:
+    def resume_position(self, positions: list[Any]) -> dict | None:
         """This process' saved position, or ``None`` (restart the epoch) when the number of
         processes or workers changed, since then the shards are dealt differently."""
         rank, world = self.stream.rank, self.stream.world_size
-        if len(positions) != world or len(positions[rank]) != max(1, self.num_workers):
+        if len(positions) != world or len(positions[rank]["consumed"]) != self.workers:
             log.warning("the number of processes or workers changed: the interrupted epoch restarts from its beginning")
             return None
         return positions[rank]

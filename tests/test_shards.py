@@ -221,14 +221,15 @@ def tiny_config(epochs, **train) -> ExperimentConfig:
 
 
 def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeypatch):
-    """Train from a shard pattern with a DataLoader worker; a run stopped right after a mid-epoch
-    checkpoint resumes (skipping the worker's consumed batches) to the uninterrupted weights."""
+    """Train from a shard pattern with two DataLoader workers; a run stopped right after a mid-epoch
+    checkpoint (in the middle of the workers' round) resumes, skipping each worker's consumed
+    batches without decoding them, to the uninterrupted run's weights."""
     import asr.train
 
     folder, _, _ = corpus
     shards = str(folder / "shards" / "shard-{000000..000007}.tar")
     dev = folder / "train.jsonl"
-    config = tiny_config(epochs=3, num_workers=1, checkpoint_every_steps=4)
+    config = tiny_config(epochs=3, num_workers=2, checkpoint_every_steps=1)
     result = train(config, shards, dev, tmp_path / "straight")
     history = json.loads((tmp_path / "straight" / "history.json").read_text())
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
@@ -238,7 +239,7 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
 
     def save_then_crash(state, exp_dir):
         real_save(state, exp_dir)
-        if state["epoch"] == 2 and not state["epoch_done"]:
+        if state["epoch"] == 2 and not state["epoch_done"] and state["position"][0]["next_worker"] == 1:
             raise KeyboardInterrupt  # stands in for a crash right after the checkpoint
 
     monkeypatch.setattr(asr.train, "save_state", save_then_crash)
@@ -246,8 +247,8 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
         train(config, shards, dev, tmp_path / "resumed")
     monkeypatch.setattr(asr.train, "save_state", real_save)
     interrupted = safe_load(tmp_path / "resumed" / "last.pt")
-    (worker_positions,) = interrupted["position"]  # one process
-    assert interrupted["epoch"] == 2 and len(worker_positions) == 1 and worker_positions[0] > 0
+    (position,) = interrupted["position"]  # one process, two workers, the second one's turn
+    assert interrupted["epoch"] == 2 and position["consumed"][0] == position["consumed"][1] + 1
     train(config, shards, dev, tmp_path / "resumed", resume=True)
     a, b = safe_load(tmp_path / "straight" / "last.pt"), safe_load(tmp_path / "resumed" / "last.pt")
     assert a["step"] == b["step"]
