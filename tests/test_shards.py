@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from asr.augment import AugmentConfig
 from asr.checkpoint import load_model, safe_load
 from asr.data import Utterance, write_manifest
+from asr.errors import AsrError
 from asr.experiment import ExperimentConfig
 from asr.features import FeatureConfig, LogMel
 from asr.model import ModelConfig
@@ -254,3 +255,25 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
     assert a["step"] == b["step"]
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+
+
+def test_shard_command_and_what_train_takes_for_shards(corpus, tmp_path, capsys):
+    from asr.cli import main
+    from asr.shards import is_shard_spec
+
+    folder, _, _ = corpus
+    assert main(["shard", str(folder / "train.jsonl"), "--out", str(tmp_path / "s"), "--shard-size", "16"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 's'}: 3 shard(s), 40 utterances")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "index.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    assert [is_shard_spec(spec) for spec in (
+        str(tmp_path / "s"), str(tmp_path / "s" / "shard-{000000..000002}.tar"), "https://host/shard-000000.tar",
+        "pipe:curl -s https://host/a.tar", str(folder / "train.jsonl"),
+    )] == [True, True, True, True, False]
+    assert main(["shard", str(folder / "train.jsonl"), "--out", str(tmp_path / "t"), "--shard-size", "0"]) == 2
+    assert "shard size must be positive" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AsrError, match="empty: no .tar shards in this folder"):
+        expand_shard_spec(str(tmp_path / "empty"))
+    with pytest.raises(AsrError, match=r"shard-000009.tar: no such shard"):
+        expand_shard_spec(str(tmp_path / "s" / "shard-{000000..000009}.tar"))
