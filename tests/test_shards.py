@@ -275,5 +275,5 @@ def test_shard_command_and_what_train_takes_for_shards(corpus, tmp_path, capsys)
     (tmp_path / "empty").mkdir()
     with pytest.raises(AsrError, match="empty: no .tar shards in this folder"):
         expand_shard_spec(str(tmp_path / "empty"))
-    with pytest.raises(AsrError, match=r"shard-000009.tar: no such shard"):
+    with pytest.raises(AsrError, match=r"shard-000003.tar: no such shard"):  # the first one missing
         expand_shard_spec(str(tmp_path / "s" / "shard-{000000..000009}.tar"))
