@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +65,27 @@ def load_audio(
             samples = audio.read(count, dtype="float32", always_2d=True)  # (num_samples, channels)
     except _READ_ERRORS as err:
         raise AudioError(f"{where}: cannot read audio ({err})") from None
+    return _mono_at_rate(samples, file_rate, sample_rate, where)
+
+
+def decode_audio(data: bytes, name: str, sample_rate: int) -> torch.Tensor:
+    """Like :func:`load_audio` for an encoded file held in memory (e.g. read from a tar shard);
+    ``name`` says where it came from in error messages."""
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as audio:
+            file_rate = _checked_rate(Path(name), audio.samplerate)
+            samples = audio.read(dtype="float32", always_2d=True)  # (num_samples, channels)
+    except _READ_ERRORS as err:
+        raise AudioError(f"{name}: cannot read audio ({err})") from None
+    return _mono_at_rate(samples, file_rate, sample_rate, name)
+
+
+def _mono_at_rate(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> torch.Tensor:
+    """``samples (num_samples, channels)`` -> mono float32 ``(num_samples',)`` at ``sample_rate``."""
     if samples.shape[0] == 0:
-        raise AudioError(f"{where}: the file holds no audio samples")
+        raise AudioError(f"{name}: the file holds no audio samples")
     if not np.isfinite(samples).all():
-        raise AudioError(f"{where}: the audio holds NaN or infinite samples")
+        raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     mono = samples.mean(axis=1)  # (num_samples,)
     if file_rate != sample_rate:
         # soxr (librosa's resampler) measured 54x faster than torchaudio's sinc resampler at 22.05 -> 16 kHz

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,12 @@ def safe_load(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0]
-        raise AsrError(f"{path}: refused to load: not a plain-tensor checkpoint ({first_line})") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"it would call {found.group(1)}" if found else str(err).strip().splitlines()[0]
+        raise AsrError(
+            f"{path}: refused to load: not a plain-tensor checkpoint ({what}; unpickling it could run "
+            "arbitrary code, so asr loads only tensors and plain values)"
+        ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise AsrError(f"{path}: cannot read checkpoint ({err})") from None
 

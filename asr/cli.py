@@ -55,9 +55,25 @@ def _cmd_train(args) -> int:
     if args.epochs is not None:
         config = replace(config, train=replace(config.train, epochs=args.epochs))
     result = train(config, args.train, args.dev, args.exp, resume=args.resume)
+    if result.rank == 0:
+        skipped = f", {result.skipped_batches} batch(es) skipped (non-finite)" if result.skipped_batches else ""
+        print(
+            f"{Path(args.exp) / 'model.pt'}: best epoch {result.best_epoch}, "
+            f"dev WER {100 * result.best_dev_wer:.2f}%, {result.seconds:.0f}s{skipped}"
+        )
+    return 0
+
+
+def _cmd_shard(args) -> int:
+    from asr.data import read_manifest
+    from asr.shards import write_shards
+
+    utterances = read_manifest(args.manifest, skip_missing=True)
+    index = write_shards(utterances, args.out, args.shard_size, None if args.no_shuffle else args.seed)
+    skipped = f", {len(index['skipped'])} unreadable file(s) left out" if index["skipped"] else ""
     print(
-        f"{Path(args.exp) / 'model.pt'}: best epoch {result.best_epoch}, "
-        f"dev WER {100 * result.best_dev_wer:.2f}%, {result.seconds:.0f}s"
+        f"{args.out}: {len(index['shards'])} shard(s), {index['utterances']} utterances, "
+        f"{index['seconds'] / 3600:.2f} h{skipped}"
     )
     return 0
 
@@ -75,6 +91,21 @@ def _decoder_overrides(args) -> dict:
         "unk_score": args.unk_score,
         "nbest": getattr(args, "nbest", None),
     }
+
+
+def _cmd_average(args) -> int:
+    from asr.averaging import average_models, select_snapshots
+    from asr.checkpoint import atomic_save
+
+    if len(args.models) == 1 and Path(args.models[0]).is_dir():
+        paths = select_snapshots(args.models[0], last=args.last, best=args.best)
+    elif args.last is not None or args.best is not None:
+        raise AsrError("--last/--best choose snapshots of one experiment folder; give that folder alone")
+    else:
+        paths = [Path(p) for p in args.models]
+    atomic_save(average_models(paths), args.out)
+    print(f"{args.out}: average of {len(paths)} model(s): {', '.join(p.name for p in paths)}")
+    return 0
 
 
 def _cmd_evaluate(args) -> int:
@@ -265,13 +296,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an acoustic model",
                        description="Train a CTC model; the best epoch by dev WER is packaged as EXP/model.pt.")
     p.add_argument("--config", required=True, help="TOML file with [features] [augment] [model] [train]")
-    p.add_argument("--train", required=True, help="training manifest (JSON lines)")
+    p.add_argument("--train", required=True,
+                   help="training manifest (JSON lines), or shards: a folder, DIR/shard-{000000..000009}.tar, or URLs")
     p.add_argument("--dev", required=True, help="validation manifest, for dev loss/WER and model selection")
     p.add_argument("--exp", required=True, help="experiment folder for model.pt, logs and checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from EXP/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from EXP/last.pt (mid-epoch when it was written mid-epoch)")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("shard", help="write a manifest as WebDataset tar shards",
+                       description="Write a manifest's audio and transcripts as WebDataset-format tar shards "
+                                   "(KEY.flac/.wav + KEY.json) and DIR/index.json, for streamed training.")
+    p.add_argument("manifest", help="manifest to shard (JSON lines)")
+    p.add_argument("--out", required=True, help="folder for shard-NNNNNN.tar and index.json")
+    p.add_argument("--shard-size", type=int, default=1000, help="utterances per shard (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle before sharding (default 0)")
+    p.add_argument("--no-shuffle", action="store_true", help="keep the manifest's order")
+    p.set_defaults(func=_cmd_shard)
+
+    p = sub.add_parser("average", help="average the weights of several models",
+                       description="Average packaged models: an experiment folder with --last N or --best N "
+                                   "(its checkpoints/ snapshots), or model files.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="an experiment folder, or model .pt files")
+    p.add_argument("--out", required=True, help="packaged model to write")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--last", type=int, metavar="N", help="the N latest epoch snapshots")
+    choice.add_argument("--best", type=int, metavar="N", help="the N best epoch snapshots by dev WER")
+    p.set_defaults(func=_cmd_average)
 
     p = sub.add_parser("evaluate", help="decode a manifest and score it",
                        description="Decode a manifest; write summary.json, report.md, report.html (self-contained, "

@@ -197,7 +197,8 @@ class SpeechDataset(Dataset):
         self.log_mel = log_mel
         self.tokenizer = tokenizer
         self.augment = augment
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.epoch = 0  # with ``seed`` and the item, fixes the item's augmentation (see set_epoch)
         self.sample_rate = log_mel.config.sample_rate
         self._cache: dict[int, torch.Tensor] = {}
         self.word_cuts: dict[int, list[int]] = {}  # index -> sample positions between words
@@ -205,6 +206,11 @@ class SpeechDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.utterances)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augment as in ``epoch``: an item's perturbation depends only on seed, epoch and index,
+        so it is the same in any worker process and after a resume."""
+        self.epoch = epoch
 
     def waveform(self, index: int) -> torch.Tensor:
         if index not in self._cache:
@@ -223,13 +229,34 @@ class SpeechDataset(Dataset):
                 log.warning("skipping utterance %s: %s", utt.key, err)
                 self.failed[utt.audio_filepath] = str(err)
             return None
-        if self.augment is not None:
-            if index in self.word_cuts and self.rng.random() < self.augment.crop_prob:
-                waveform, text = crop_to_words(waveform, text, self.word_cuts[index], self.rng)
-            waveform = perturb_waveform(waveform, self.sample_rate, self.augment, self.rng)
-        with torch.no_grad():
-            features = self.log_mel(waveform)  # (T, F)
-        return features, self.tokenizer.encode(text), index
+        rng = augmentation_rng(self.seed, self.epoch, index)
+        if self.augment is not None and index in self.word_cuts and rng.random() < self.augment.crop_prob:
+            waveform, text = crop_to_words(waveform, text, self.word_cuts[index], rng)
+        features, targets = featurize(waveform, text, self.log_mel, self.tokenizer, self.augment, rng)
+        return features, targets, index
+
+
+def augmentation_rng(seed: int, epoch: int, item: int | str) -> random.Random:
+    """The random source for one item's augmentation in one epoch: a pure function of its
+    arguments, so no generator state has to travel between processes or checkpoints."""
+    return random.Random(f"{seed}/{epoch}/{item}")
+
+
+def featurize(
+    waveform: torch.Tensor,
+    text: str,
+    log_mel: LogMel,
+    tokenizer: Tokenizer,
+    augment: AugmentConfig | None,
+    rng: random.Random,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``waveform (N,)`` and normalised ``text`` -> ``features (T, F)`` (perturbed when
+    ``augment`` is set) and token ids ``(L,)``."""
+    if augment is not None:
+        waveform = perturb_waveform(waveform, log_mel.config.sample_rate, augment, rng)
+    with torch.no_grad():
+        features = log_mel(waveform)  # (T, F)
+    return features, tokenizer.encode(text)
 
 
 @dataclass
@@ -310,3 +337,34 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+class DistributedBucketBatchSampler(BucketBatchSampler):
+    """:class:`BucketBatchSampler` for data-parallel training, resumable mid-epoch.
+
+    Every process builds the same global batches (same durations, seed and
+    epoch); process ``rank`` of ``num_replicas`` takes every ``num_replicas``-th
+    utterance of each, so the shares never overlap and the global batch is the
+    one a single process would train on. A share may be empty when a global
+    batch holds fewer utterances than there are processes. Iteration starts at
+    global batch ``start`` of the epoch (a resumed run sets it).
+    """
+
+    def __init__(
+        self,
+        durations: list[float],
+        batch_size: int,
+        max_batch_seconds: float,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        num_replicas: int = 1,
+    ):
+        super().__init__(durations, batch_size, max_batch_seconds, shuffle, seed)
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.start = 0  # global batches of this epoch already trained on
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches()[self.start :]:
+            yield batch[self.rank :: self.num_replicas]

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate
+from asr.data import Batch, DistributedBucketBatchSampler, SpeechDataset, collate
 from asr.decode import GreedyDecoder
 from asr.model import AcousticModel
 
@@ -16,14 +16,27 @@ from asr.model import AcousticModel
 @dataclass
 class Recognition:
     hypotheses: dict[int, str]  # dataset index -> best transcript (failed items absent)
-    loss: float  # mean CTC loss over the decoded batches (nan when not computed)
+    losses: dict[int, float]  # dataset index -> CTC loss / target length (when computed)
     failed: dict[str, str]  # audio path -> why it could not be decoded
 
+    @property
+    def loss(self) -> float:
+        """Mean over the utterances of CTC loss per target token (nan when not computed)."""
+        return sum(self.losses.values()) / len(self.losses) if self.losses else float("nan")
 
-def batches(dataset: SpeechDataset, max_batch_seconds: float = 300.0, batch_size: int = 64) -> DataLoader:
-    """Length-bucketed, unshuffled batches of ``dataset`` (``None`` where every item failed)."""
-    sampler = BucketBatchSampler(
-        [u.duration for u in dataset.utterances], batch_size, max_batch_seconds, shuffle=False
+
+def batches(
+    dataset: SpeechDataset,
+    max_batch_seconds: float = 300.0,
+    batch_size: int = 64,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """Length-bucketed, unshuffled batches of ``dataset`` (``None`` where every item failed);
+    with ``world_size > 1``, this process's share (``rank``) of each batch."""
+    sampler = DistributedBucketBatchSampler(
+        [u.duration for u in dataset.utterances], batch_size, max_batch_seconds, shuffle=False,
+        rank=rank, num_replicas=world_size,
     )
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
@@ -46,24 +59,30 @@ def recognize(
     compute_loss: bool = False,
     progress: bool = False,
     description: str = "decode",
+    rank: int = 0,
+    world_size: int = 1,
     decoder=None,
 ) -> Recognition:
     """Decode every utterance of ``dataset`` (greedily unless ``decoder`` is given);
-    optionally the mean CTC loss too."""
+    optionally each one's CTC loss too.
+
+    With ``world_size > 1`` this process decodes only its share (``rank``) of each batch.
+    """
     decoder = decoder or GreedyDecoder(tokenizer)
-    ctc = torch.nn.CTCLoss(blank=tokenizer.blank_id, zero_infinity=True)
     network.eval()
-    hypotheses, losses = {}, []
+    hypotheses, losses = {}, {}
     with torch.inference_mode():
-        loader = batches(dataset, max_batch_seconds, batch_size)
+        loader = batches(dataset, max_batch_seconds, batch_size, rank, world_size)
         for batch in tqdm(loader, desc=description, disable=not progress, leave=False, unit="batch"):
             if batch is None:
                 continue
             log_probs, lengths = emissions(network, batch, device)
             if compute_loss:
-                loss = ctc(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths)
-                losses.append(loss.item())
+                per_utterance = torch.nn.functional.ctc_loss(
+                    log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
+                    blank=tokenizer.blank_id, reduction="none", zero_infinity=True,
+                ) / batch.target_lengths.clamp_min(1)
+                losses.update(zip(batch.indices, per_utterance.tolist()))
             best = [nbest[0].text for nbest in decoder.decode(log_probs, lengths)]
             hypotheses.update(zip(batch.indices, best))
-    mean_loss = sum(losses) / len(losses) if losses else float("nan")
-    return Recognition(hypotheses=hypotheses, loss=mean_loss, failed=dict(dataset.failed))
+    return Recognition(hypotheses=hypotheses, losses=losses, failed=dict(dataset.failed))

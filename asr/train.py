@@ -1,13 +1,18 @@
 """The training loop: bucketed batches, AdamW with warm-up and decay, clipping, CTC, checkpoints.
 
-Writes into the experiment directory:
+One process, or several launched by ``torchrun`` (DistributedDataParallel; see
+:mod:`asr.distributed` and :mod:`asr.train_step`). Training data is a manifest
+or WebDataset-format shards (:mod:`asr.training_data`). The first process writes
+into the experiment directory:
 
 - ``config.toml``   the resolved config (every default filled in)
 - ``train.log``     the log of this and any resumed run
 - ``tensorboard/``  loss, learning rate and dev WER scalars
-- ``last.pt``       the full training state after the latest epoch (for ``--resume``)
+- ``last.pt``       the full training state, every ``checkpoint_every_steps`` steps and each
+  epoch (for ``--resume``; :mod:`asr.train_state`)
+- ``checkpoints/``  packaged models of the last and best epochs (for ``asr average``)
 - ``model.pt``      the packaged model of the best epoch by dev WER
-- ``history.json``  per-epoch train loss, dev loss, dev WER, seconds
+- ``history.json``  per-epoch train loss, dev loss, dev WER, skipped batches, seconds
 - ``curves.png``    train/dev loss and dev WER per epoch, redrawn after every epoch
 """
 
@@ -20,23 +25,28 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 import torch
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from asr import distributed
 from asr.align import align_words
-from asr.checkpoint import MODEL_FILENAME, atomic_save, package, safe_load
+from asr.checkpoint import MODEL_FILENAME, atomic_save, package
 from asr.config import dump_toml, to_plain_dict
-from asr.data import BucketBatchSampler, SpeechDataset, collate, drop_longer_than, read_manifest
+from asr.data import SpeechDataset, read_manifest
+from asr.distributed import DistributedContext
 from asr.errors import AsrError
 from asr.features import LogMel, RunningStatistics
 from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
 from asr.plots import plot_training_curves
-from asr.text import CharTokenizer, build_tokenizer, normalize_text
+from asr.text import Tokenizer, normalize_text
+from asr.train_state import load_state, random_states, restore_random_states, save_snapshot, save_state
+from asr.train_step import PRECISIONS, StepOutcome, TrainStep
+from asr.training_data import ManifestBatches, ShardBatches, training_batches
 
 if TYPE_CHECKING:
     from asr.experiment import ExperimentConfig
@@ -58,12 +68,24 @@ class TrainConfig:
     seed: int = 0  # seeds weights, batch order and augmentation
     stats_utterances: int = 2000  # utterances sampled for the global CMVN statistics
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + loss scaling, CUDA only)
+    checkpoint_every_steps: int = 1000  # also write last.pt every this many optimizer steps; 0 = epoch ends only
+    keep_checkpoints: int = 5  # epoch snapshots kept in checkpoints/: the latest N and the best N
+    num_workers: int = 0  # DataLoader worker processes that read and featurise audio
+    shuffle_buffer: int = 500  # streamed shards: utterances in the shuffle buffer (memory: their encoded audio)
+    bucket_buffer: int = 500  # streamed shards: utterances sorted together into length buckets
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"schedule must be cosine|linear|constant, not {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("epochs, batch_size and learning_rate must be positive")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.checkpoint_every_steps < 0 or self.keep_checkpoints < 1 or self.num_workers < 0:
+            raise ValueError("checkpoint_every_steps and num_workers must be >= 0, keep_checkpoints >= 1")
+        if self.shuffle_buffer < 1 or self.bucket_buffer < 1:
+            raise ValueError("shuffle_buffer and bucket_buffer must be >= 1")
 
 
 def learning_rate_factor(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -80,26 +102,31 @@ def learning_rate_factor(step: int, total_steps: int, config: TrainConfig) -> fl
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * shape
 
 
-def feature_statistics(dataset: SpeechDataset, max_utterances: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of un-augmented features over (a sample of) the dataset."""
-    indices = list(range(len(dataset)))
-    random.Random(seed).shuffle(indices)
-    stats = RunningStatistics(dataset.log_mel.config.n_mels)
-    for index in tqdm(indices[:max_utterances], desc="feature stats", disable=None, leave=False):
-        item = dataset[index]
-        if item is not None:
-            stats.add(item[0])
+
+def feature_statistics(features: Iterable[torch.Tensor], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over feature matrices ``(T, F)``."""
+    stats = RunningStatistics(n_mels)
+    for matrix in tqdm(features, desc="feature stats", disable=None, leave=False):
+        stats.add(matrix)
     return stats.result()
 
 
-def refresh_word_cuts(network: AcousticModel, dataset: SpeechDataset, tokenizer: CharTokenizer, device: str) -> int:
+def refresh_word_cuts(
+    network: AcousticModel,
+    dataset: SpeechDataset,
+    tokenizer: Tokenizer,
+    device: str,
+    context: DistributedContext = DistributedContext(),
+) -> int:
     """Align every multi-word training utterance with the current model and store the
-    sample positions between its words in ``dataset.word_cuts``; returns how many aligned."""
+    sample positions between its words in ``dataset.word_cuts``; returns how many aligned.
+    Each process aligns its share of the utterances and all processes get every result."""
     hop = dataset.log_mel.config.hop_length * network.config.subsampling  # samples per output frame
     network.eval()
-    dataset.word_cuts.clear()
+    cuts: dict[int, list[int]] = {}
     with torch.inference_mode():
-        for index, utt in enumerate(dataset.utterances):
+        for index in context.share(range(len(dataset.utterances))):
+            utt = dataset.utterances[index]
             text = normalize_text(utt.text)
             if len(text.split()) < 2 or utt.audio_filepath in dataset.failed:
                 continue
@@ -111,16 +138,11 @@ def refresh_word_cuts(network: AcousticModel, dataset: SpeechDataset, tokenizer:
             log_probs, _ = network(features.to(device), torch.tensor([features.shape[1]], device=device))
             spans = align_words(log_probs[0].cpu(), text, tokenizer)
             if len(spans) == len(text.split()):
-                dataset.word_cuts[index] = [
-                    hop * (left.end + right.start) // 2 for left, right in zip(spans, spans[1:])
-                ]
+                cuts[index] = [hop * (left.end + right.start) // 2 for left, right in zip(spans, spans[1:])]
+    dataset.word_cuts.clear()
+    for part in distributed.gather(cuts, context):
+        dataset.word_cuts.update(part)
     return len(dataset.word_cuts)
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 @dataclass
@@ -129,7 +151,8 @@ class TrainResult:
     best_dev_wer: float  # dev WER of that epoch
     epochs_run: int  # epochs completed, resumed ones included
     seconds: float  # wall time of this invocation
-    skipped_batches: int  # batches skipped for a non-finite loss
+    skipped_batches: int  # batches skipped for a non-finite loss or gradient
+    rank: int = 0  # this process' rank (0 wrote the files)
 
 
 class _ExperimentLog:
@@ -151,6 +174,18 @@ class _ExperimentLog:
         self.handler.close()
 
 
+class _WarningsOnly:
+    """Processes other than the first log warnings only, so the console is not repeated N times."""
+
+    def __enter__(self):
+        self.level = logging.getLogger("asr").level
+        logging.getLogger("asr").setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("asr").setLevel(self.level)
+
+
 def train(
     config: "ExperimentConfig",
     train_manifest: str | Path,
@@ -158,168 +193,282 @@ def train(
     exp_dir: str | Path,
     resume: bool = False,
 ) -> TrainResult:
-    """Train an acoustic model; the best epoch ends up packaged in ``exp_dir/model.pt``."""
+    """Train an acoustic model; the best epoch ends up packaged in ``exp_dir/model.pt``.
+
+    ``train_manifest`` is a manifest or shards (a folder, a ``shard-{000000..000009}.tar``
+    pattern, or URLs). Under ``torchrun`` every process calls this; they train together.
+    """
+    context = distributed.context_from_environment()
+    device = distributed.select_device(config.train.device, context)
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    with _ExperimentLog(exp_dir / "train.log"):
-        return _train(config, Path(train_manifest), Path(dev_manifest), exp_dir, resume)
-
-
-def _train(config, train_manifest: Path, dev_manifest: Path, exp_dir: Path, resume: bool) -> TrainResult:
-    started = time.perf_counter()
-    tc: TrainConfig = config.train
-    device = _device(tc.device)
-    last_path = exp_dir / "last.pt"
-    if resume and not last_path.is_file():
-        raise AsrError(f"{last_path}: nothing to resume from")
-    (exp_dir / "config.toml").write_text(dump_toml(config), encoding="utf-8")
-    random.seed(tc.seed)
-    torch.manual_seed(tc.seed)
-
-    log_mel = LogMel(config.features)
-    train_utts = read_manifest(train_manifest, skip_missing=True)
-    train_utts = drop_longer_than(train_utts, tc.max_batch_seconds, "a whole batch, max_batch_seconds")
-    dev_utts = read_manifest(dev_manifest, skip_missing=True)
-    if not train_utts:
-        raise AsrError(f"{train_manifest}: no usable utterances to train on")
-    if not dev_utts:
-        raise AsrError(f"{dev_manifest}: no usable utterances to validate on")
-    tokenizer = build_tokenizer(config.tokenizer, [u.text for u in train_utts])  # BPE: learnt from these
-    train_set = SpeechDataset(train_utts, log_mel, tokenizer, augment=config.augment, seed=tc.seed)
-    dev_set = SpeechDataset(dev_utts, log_mel, tokenizer)
-    dev_references = {i: normalize_text(u.text) for i, u in enumerate(dev_utts)}
-    log.info(
-        "training on %d utterances (%.1f min), validating on %d (%.1f min), device %s",
-        len(train_utts), sum(u.duration for u in train_utts) / 60,
-        len(dev_utts), sum(u.duration for u in dev_utts) / 60, device,
-    )
-
-    network = AcousticModel(len(tokenizer), config.features, config.model, config.augment)
-    if config.features.normalization == "global" and not resume:
-        mean, std = feature_statistics(
-            SpeechDataset(train_utts, log_mel, tokenizer), tc.stats_utterances, tc.seed
-        )
-        network.normalizer.set_statistics(mean, std)
-    network.to(device)
-    num_params = sum(p.numel() for p in network.parameters())
-    log.info("model: %s, %.2f M parameters", config.model, num_params / 1e6)
-
-    sampler = BucketBatchSampler(
-        [u.duration for u in train_utts], tc.batch_size, tc.max_batch_seconds, shuffle=True, seed=tc.seed
-    )
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
-    total_steps = tc.epochs * len(sampler)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, total_steps, tc)
-    )
-    ctc = torch.nn.CTCLoss(blank=tokenizer.blank_id, zero_infinity=True)
-
-    history: list[dict] = []
-    best = {"epoch": 0, "dev_wer": float("inf"), "dev_loss": float("inf")}
-    start_epoch, step, skipped = 1, 0, 0
-    if resume:
-        state = safe_load(last_path)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, step, skipped = state["history"], state["best"], state["step"], state["skipped"]
-        start_epoch = state["epoch"] + 1
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        train_set.rng.setstate(state["augment_rng"])
-        log.info("resumed from %s after epoch %d", last_path, state["epoch"])
-
-    from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
-
-    writer = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=step)
+    distributed.start(context, device)
     try:
-        for epoch in range(start_epoch, tc.epochs + 1):
-            epoch_started = time.perf_counter()
-            sampler.set_epoch(epoch)
-            if config.augment.crop_prob > 0 and epoch >= config.augment.crop_from_epoch:
-                aligned = refresh_word_cuts(network, train_set, tokenizer, device)
-                log.info("epoch %d: %d utterances aligned for word cropping", epoch, aligned)
-            network.train()
-            total_loss, batches = 0.0, 0
-            bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", disable=None, unit="batch", leave=False)
-            for batch in bar:
-                if batch is None:
-                    continue
-                log_probs, lengths = network(batch.features.to(device), batch.feature_lengths.to(device))
-                loss = ctc(log_probs.transpose(0, 1), batch.targets.to(device), lengths, batch.target_lengths.to(device))
-                if not torch.isfinite(loss):
-                    skipped += 1
-                    log.warning("epoch %d: non-finite loss, batch skipped (%d so far)", epoch, skipped)
-                    optimizer.zero_grad(set_to_none=True)
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), tc.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                total_loss += loss.item()
-                batches += 1
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                writer.add_scalar("train/loss", loss.item(), step)
-                writer.add_scalar("train/grad_norm", grad_norm.item(), step)
-                writer.add_scalar("train/learning_rate", scheduler.get_last_lr()[0], step)
-
-            dev = recognize(network, dev_set, tokenizer, device=device, compute_loss=True, description="dev")
-            scored = [i for i in dev.hypotheses if dev_references[i]]
-            dev_wer = error_counts(
-                [dev_references[i] for i in scored], [dev.hypotheses[i] for i in scored]
-            ).wer
-            record = {
-                "epoch": epoch,
-                "train_loss": total_loss / max(1, batches),
-                "dev_loss": dev.loss,
-                "dev_wer": dev_wer,
-                "seconds": time.perf_counter() - epoch_started,
-            }
-            history.append(record)
-            writer.add_scalar("dev/loss", dev.loss, step)
-            writer.add_scalar("dev/wer", dev_wer, step)
-            log.info(
-                "epoch %d: train loss %.4f, dev loss %.4f, dev WER %.2f%%, %.1fs",
-                epoch, record["train_loss"], dev.loss, 100 * dev_wer, record["seconds"],
-            )
-            if (dev_wer, dev.loss) < (best["dev_wer"], best["dev_loss"]):
-                best = {"epoch": epoch, "dev_wer": dev_wer, "dev_loss": dev.loss}
-                metadata = {
-                    "config": to_plain_dict(config),
-                    "epoch": epoch,
-                    "dev_wer": dev_wer,
-                    "train_manifest": str(train_manifest),
-                    "parameters": num_params,
-                }
-                atomic_save(package(network, tokenizer, metadata), exp_dir / MODEL_FILENAME)
-            atomic_save(
-                {
-                    "model": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "step": step,
-                    "skipped": skipped,
-                    "history": history,
-                    "best": best,
-                    "torch_rng": torch.get_rng_state(),
-                    "python_rng": random.getstate(),
-                    "augment_rng": train_set.rng.getstate(),
-                },
-                last_path,
-            )
-            (exp_dir / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
-            plot_training_curves(history, exp_dir / "curves.png")
+        with _ExperimentLog(exp_dir / "train.log") if context.is_main else _WarningsOnly():
+            return _Run(config, str(train_manifest), Path(dev_manifest), exp_dir, resume, context, device).run()
     finally:
-        writer.close()
-    log.info("best epoch %d, dev WER %.2f%%", best["epoch"], 100 * best["dev_wer"])
-    return TrainResult(
-        best_epoch=best["epoch"],
-        best_dev_wer=best["dev_wer"],
-        epochs_run=len(history),
-        seconds=time.perf_counter() - started,
-        skipped_batches=skipped,
-    )
+        distributed.stop(context)
+
+
+_END = object()  # what next() returns when this process' batches for the epoch are used up
+
+
+class _Run:
+    """One invocation of training: set up (or restore) everything, then run the remaining epochs."""
+
+    def __init__(self, config, train_spec: str, dev_manifest: Path, exp_dir: Path, resume: bool,
+                 context: DistributedContext, device: str):
+        self.started = time.perf_counter()
+        self.config, self.exp_dir, self.context, self.device = config, exp_dir, context, device
+        tc = self.tc = config.train
+        if tc.precision == "fp16" and not device.startswith("cuda"):
+            raise AsrError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
+        state = load_state(exp_dir) if resume else None
+        if context.is_main:
+            (exp_dir / "config.toml").write_text(dump_toml(config), encoding="utf-8")
+        random.seed(tc.seed)
+        torch.manual_seed(tc.seed)
+
+        log_mel = LogMel(config.features)
+        self.data, self.tokenizer = training_batches(train_spec, log_mel, config.tokenizer, config.augment, tc, context)
+        dev_utts = read_manifest(dev_manifest, skip_missing=True)
+        if not dev_utts:
+            raise AsrError(f"{dev_manifest}: no usable utterances to validate on")
+        self.dev_set = SpeechDataset(dev_utts, log_mel, self.tokenizer)
+        self.dev_references = {i: normalize_text(u.text) for i, u in enumerate(dev_utts)}
+        self.train_source = train_spec
+        log.info(
+            "training on %d utterances (%.1f min) from %s, validating on %d (%.1f min), device %s, %d process(es)",
+            len(self.data.durations), sum(self.data.durations) / 60, "shards" if isinstance(self.data, ShardBatches)
+            else "a manifest", len(dev_utts), sum(u.duration for u in dev_utts) / 60, device, context.world_size,
+        )
+
+        network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
+        if config.features.normalization == "global" and state is None and context.is_main:
+            # The other processes receive these statistics from the first one (below).
+            features = self.data.statistics_features(tc.stats_utterances, tc.seed)
+            network.normalizer.set_statistics(*feature_statistics(features, config.features.n_mels))
+        if state is not None:
+            network.load_state_dict(state["model"])
+        network.to(device)
+        self.num_params = sum(p.numel() for p in network.parameters())
+        log.info("model: %s, %.2f M parameters", config.model, self.num_params / 1e6)
+        self.model = network
+        if context.is_distributed:
+            # DDP broadcasts the first process' parameters; the buffers (normalisation statistics,
+            # fixed during training) are sent here once instead of before every forward pass.
+            distributed.broadcast_from_first(list(network.buffers()), context)
+            device_ids = [torch.device(device).index] if device.startswith("cuda") else None
+            self.model = DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
+
+        self.total_steps = tc.epochs * self.data.batches_per_epoch()
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: learning_rate_factor(step, self.total_steps, tc)
+        )
+        self.train_step = TrainStep(
+            self.model, network, self.optimizer, self.scheduler, self.tokenizer.blank_id,
+            tc.grad_clip, tc.precision, device, context,
+        )
+
+        self.history: list[dict] = []
+        self.best = {"epoch": 0, "dev_wer": float("inf"), "dev_loss": float("inf")}
+        self.step = 0
+        self.skipped = {"nonfinite_loss": 0, "nonfinite_gradient": 0, "overflow": 0}
+        self.start_epoch, self.position = 1, None
+        self._new_epoch_totals()
+        if state is not None:
+            self._restore(state)
+        elif context.rank > 0:
+            torch.manual_seed(tc.seed + 1000003 * context.rank)  # own dropout and SpecAugment masks
+
+    def _new_epoch_totals(self) -> None:
+        self.epoch_totals = {"loss": 0.0, "batches": 0, "nonfinite_loss": 0, "nonfinite_gradient": 0, "overflow": 0}
+
+    # ------------------------------------------------------------------ saving and restoring
+
+    def _state(self, epoch: int, epoch_done: bool) -> dict:
+        """The full training state (every process must call this: it gathers their positions
+        and random generators)."""
+        positions = distributed.gather(None if epoch_done else self.data.position(), self.context)
+        randoms = distributed.gather(random_states(self.device), self.context)
+        scaler = self.train_step.scaler
+        return {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "epoch": epoch,
+            "epoch_done": epoch_done,
+            "position": positions,
+            "epoch_totals": dict(self.epoch_totals),
+            "word_cuts": self.data.dataset.word_cuts if isinstance(self.data, ManifestBatches) else {},
+            "step": self.step,
+            "skipped": dict(self.skipped),
+            "history": self.history,
+            "best": self.best,
+            "random": randoms,
+            "world_size": self.context.world_size,
+        }
+
+    def _save_state(self, epoch: int, epoch_done: bool) -> None:
+        state = self._state(epoch, epoch_done)
+        if self.context.is_main:
+            save_state(state, self.exp_dir)
+            log.debug("training state saved: step %d, epoch %d %s", self.step, epoch,
+                      "done" if epoch_done else f"at batch position {state['position'][0]}")
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.train_step.scaler and state["scaler"]:
+            self.train_step.scaler.load_state_dict(state["scaler"])
+        self.history, self.best, self.step = state["history"], state["best"], state["step"]
+        self.skipped.update(state["skipped"])
+        if state["epoch_done"]:
+            self.start_epoch = state["epoch"] + 1
+            where = f"after epoch {state['epoch']}"
+        else:
+            self.start_epoch = state["epoch"]
+            self.position = self.data.resume_position(state["position"])
+            if self.position is not None:
+                self.epoch_totals.update(state["epoch_totals"])
+                if isinstance(self.data, ManifestBatches) and state["word_cuts"]:
+                    self.data.dataset.word_cuts.update(state["word_cuts"])
+            where = f"in epoch {state['epoch']} at batch position {self.position}"
+        if len(state["random"]) == self.context.world_size:
+            restore_random_states(state["random"][self.context.rank], self.device)
+        else:
+            log.warning("the number of processes changed: random generators start afresh")
+            torch.manual_seed(self.tc.seed + 1000003 * self.context.rank + state["step"])
+        log.info("resumed from %s %s (step %d)", self.exp_dir / "last.pt", where, self.step)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> TrainResult:
+        writer = None
+        if self.context.is_main:
+            from torch.utils.tensorboard import SummaryWriter  # slow import: only when training
+
+            writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=self.step)
+        try:
+            for epoch in range(self.start_epoch, self.tc.epochs + 1):
+                self._epoch(epoch, writer)
+        finally:
+            if writer:
+                writer.close()
+        skipped = self.skipped["nonfinite_loss"] + self.skipped["nonfinite_gradient"]
+        log.info("best epoch %d, dev WER %.2f%%; %d batch(es) skipped for a non-finite loss or gradient",
+                 self.best["epoch"], 100 * self.best["dev_wer"], skipped)
+        return TrainResult(
+            best_epoch=self.best["epoch"],
+            best_dev_wer=self.best["dev_wer"],
+            epochs_run=len(self.history),
+            seconds=time.perf_counter() - self.started,
+            skipped_batches=skipped,
+            rank=self.context.rank,
+        )
+
+    def _epoch(self, epoch: int, writer) -> None:
+        epoch_started = time.perf_counter()
+        position, self.position = self.position, None
+        if position is None:
+            self._new_epoch_totals()
+        augment = self.config.augment
+        if isinstance(self.data, ManifestBatches) and augment.crop_prob > 0 and epoch >= augment.crop_from_epoch:
+            if position is None:  # a resumed epoch has its word cuts from the checkpoint
+                aligned = refresh_word_cuts(self.network, self.data.dataset, self.tokenizer, self.device, self.context)
+                log.info("epoch %d: %d utterances aligned for word cropping", epoch, aligned)
+        self._train_epoch(epoch, position, writer)
+        dev_wer, dev_loss = self._validate()
+        totals = self.epoch_totals
+        record = {
+            "epoch": epoch,
+            "train_loss": totals["loss"] / max(1, totals["batches"]),
+            "dev_loss": dev_loss,
+            "dev_wer": dev_wer,
+            "skipped_batches": {k: totals[k] for k in ("nonfinite_loss", "nonfinite_gradient", "overflow")},
+            "seconds": time.perf_counter() - epoch_started,
+        }
+        self.history.append(record)
+        log.info(
+            "epoch %d: train loss %.4f, dev loss %.4f, dev WER %.2f%%, %.1fs",
+            epoch, record["train_loss"], dev_loss, 100 * dev_wer, record["seconds"],
+        )
+        improved = (dev_wer, dev_loss) < (self.best["dev_wer"], self.best["dev_loss"])
+        if improved:
+            self.best = {"epoch": epoch, "dev_wer": dev_wer, "dev_loss": dev_loss}
+        if self.context.is_main:
+            writer.add_scalar("dev/loss", dev_loss, self.step)
+            writer.add_scalar("dev/wer", dev_wer, self.step)
+            metadata = {
+                "config": to_plain_dict(self.config),
+                "epoch": epoch,
+                "dev_wer": dev_wer,
+                "dev_loss": dev_loss,
+                "train_manifest": self.train_source,
+                "parameters": self.num_params,
+            }
+            packaged = package(self.network, self.tokenizer, metadata)
+            if improved:
+                atomic_save(packaged, self.exp_dir / MODEL_FILENAME)
+            save_snapshot(packaged, self.exp_dir, epoch, self.history, self.tc.keep_checkpoints)
+            (self.exp_dir / "history.json").write_text(json.dumps(self.history, indent=2), encoding="utf-8")
+            plot_training_curves(self.history, self.exp_dir / "curves.png")
+        self._save_state(epoch, epoch_done=True)
+
+    def _train_epoch(self, epoch: int, position, writer) -> None:
+        self.model.train()
+        batches = self.data.epoch(epoch, position)
+        bar = tqdm(total=self.data.batches_per_epoch(), desc=f"epoch {epoch}/{self.tc.epochs}", unit="batch",
+                   disable=None if self.context.is_main else True, leave=False)
+        bar.update(position if isinstance(position, int) else sum(position["consumed"]) if position else 0)
+        every = self.tc.checkpoint_every_steps
+        while True:
+            batch = next(batches, _END)
+            outcome = self.train_step(None if batch is _END else batch, exhausted=batch is _END)
+            if outcome.status == "done":
+                break
+            bar.update(1)
+            if outcome.status != "trained":
+                self._count_skip(epoch, outcome)
+                continue
+            self.step += 1
+            self.epoch_totals["loss"] += outcome.loss
+            self.epoch_totals["batches"] += 1
+            bar.set_postfix(loss=f"{outcome.loss:.3f}")
+            log.debug("step %d: loss %.6f, grad norm %.6f, %d utterances",
+                      self.step, outcome.loss, outcome.grad_norm, outcome.utterances)
+            if writer:
+                writer.add_scalar("train/loss", outcome.loss, self.step)
+                writer.add_scalar("train/grad_norm", outcome.grad_norm, self.step)
+                writer.add_scalar("train/learning_rate", self.scheduler.get_last_lr()[0], self.step)
+            if every and self.step % every == 0:
+                self._save_state(epoch, epoch_done=False)
+        bar.close()
+
+    def _count_skip(self, epoch: int, outcome: StepOutcome) -> None:
+        if outcome.status == "empty":
+            return
+        self.skipped[outcome.status] += 1
+        self.epoch_totals[outcome.status] += 1
+        if outcome.status == "overflow":
+            log.debug("epoch %d: fp16 gradient overflow, loss scale lowered", epoch)
+        else:
+            log.warning(
+                "epoch %d: non-finite %s, batch of %d utterance(s) skipped (%d so far)",
+                epoch, outcome.status.split("_", 1)[1], outcome.utterances, self.skipped[outcome.status],
+            )
+
+    def _validate(self) -> tuple[float, float]:
+        """Dev WER and mean dev loss; each process decodes a share, all get the totals."""
+        dev = recognize(self.network, self.dev_set, self.tokenizer, device=self.device, compute_loss=True,
+                        description="dev", rank=self.context.rank, world_size=self.context.world_size)
+        hypotheses, losses = {}, {}
+        for part_hypotheses, part_losses in distributed.gather((dev.hypotheses, dev.losses), self.context):
+            hypotheses.update(part_hypotheses)
+            losses.update(part_losses)
+        scored = [i for i in hypotheses if self.dev_references[i]]
+        dev_wer = error_counts([self.dev_references[i] for i in scored], [hypotheses[i] for i in scored]).wer
+        dev_loss = sum(losses.values()) / len(losses) if losses else float("nan")
+        return dev_wer, dev_loss

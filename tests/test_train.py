@@ -63,3 +63,24 @@ def test_resume_continues_to_the_same_weights(manifest, tmp_path):
     assert resumed["epoch"] == 3 and len(resumed["history"]) == 3
     for key, value in straight["model"].items():
         assert torch.allclose(value, resumed["model"][key], atol=1e-6), key
+
+
+def test_bf16_autocast_trains_on_cpu_close_to_fp32(manifest, tmp_path):
+    from dataclasses import replace
+
+    from asr.errors import AsrError
+
+    full = tiny_config(epochs=3)
+    half = replace(full, train=replace(full.train, precision="bf16"))
+    train(full, manifest, manifest, tmp_path / "fp32")
+    result = train(half, manifest, manifest, tmp_path / "bf16")
+    assert result.skipped_batches == 0
+    fp32 = json.loads((tmp_path / "fp32" / "history.json").read_text())
+    bf16 = json.loads((tmp_path / "bf16" / "history.json").read_text())
+    for a, b in zip(fp32, bf16):
+        assert b["train_loss"] != a["train_loss"]  # bfloat16 really was used ...
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.05)  # ... and trains the same way
+    with pytest.raises(AsrError, match="fp16 needs a CUDA device"):
+        train(replace(full, train=replace(full.train, precision="fp16", device="cpu")), manifest, manifest, tmp_path / "x")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        TrainConfig(precision="fp8")
