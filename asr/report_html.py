@@ -135,6 +135,8 @@ def decoder_label(decoder: dict | str | None) -> str:
     label = f"beam {decoder['beam_size']}" + (" + lexicon" if decoder.get("lexicon") else "")
     if decoder.get("lm") and decoder.get("lm_weight"):
         label += f" + LM (weight {decoder['lm_weight']:g}, word score {decoder['word_score']:g})"
+    elif decoder.get("word_score"):
+        label += f" (word score {decoder['word_score']:g})"
     return label
 
 
