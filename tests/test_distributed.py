@@ -194,7 +194,7 @@ def test_processes_agree_on_skips_idle_shares_and_the_end_of_an_epoch(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     torch.multiprocessing.start_processes(_step_protocol_worker, args=(port, str(tmp_path)), nprocs=2,
-                                          start_method="fork")
+                                          start_method="spawn")  # fork after OpenMP threads started can hang
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
     for result in results:
         assert result["outcomes"] == ["nonfinite_loss", "trained", "trained", "done"]
