@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from asr.errors import AsrError
-from asr.lm import UNK, WORD_BOUNDARY, arpa_vocabulary, token_symbols
+from asr.lm import UNK, WORD_BOUNDARY, arpa_vocabulary, has_word_boundary, token_symbols
 from asr.text import BLANK, Tokenizer
 
 
@@ -32,7 +32,7 @@ class DecoderConfig:
     lexicon: str | None = None  # lexicon file (word, then its tokens); None: lexicon-free beam search
     lm: str | None = None  # ARPA n-gram LM: over words with a lexicon, over tokens without; None: no LM
     lm_weight: float = 1.0  # weight of the LM's natural-log probability
-    word_score: float = 0.0  # added per word (lexicon-free: per word boundary token)
+    word_score: float = 0.0  # added per word (lexicon-free: per boundary token; unused with BPE)
     unk_score: float = -math.inf  # added per out-of-lexicon word; -inf allows none
     sil_score: float = 0.0  # added per word boundary (silence) token
     beam_size: int = 50  # hypotheses kept after each frame
@@ -119,8 +119,9 @@ def _load_kenlm(lm: str, lexicon: str | None, symbols: list[str]):
         if lexicon:
             word_dict = create_word_dict(load_words(lexicon))
         else:  # lexicon-free: LM word i must be token i (the "lm_dict trap" in DESIGN.md)
-            word_dict = Dictionary([*symbols, UNK])
-            word_dict.set_default_index(len(symbols))
+            entries = symbols if UNK in symbols else [*symbols, UNK]  # BPE has an <unk> piece
+            word_dict = Dictionary(entries)
+            word_dict.set_default_index(entries.index(UNK))
         with _quiet_stderr():
             _LM_CACHE[key] = KenLM(str(path), word_dict)
     return _LM_CACHE[key]
@@ -131,14 +132,17 @@ def _check_lm_units(config: DecoderConfig, symbols: list[str]) -> None:
     if not config.lm or not str(config.lm).endswith(".arpa"):
         return
     vocabulary = arpa_vocabulary(config.lm) - {"<s>", "</s>", UNK}
-    over_tokens = vocabulary <= set(symbols)
-    if config.lexicon is None and not over_tokens:
-        raise AsrError(
-            f"{config.lm}: a word LM needs a lexicon (--lexicon); lexicon-free decoding takes a "
-            "token LM (asr lm build --units tokens)"
-        )
-    if config.lexicon is not None and over_tokens and len(vocabulary) > 1:
-        raise AsrError(f"{config.lm}: this LM is over tokens; lexicon decoding needs a word LM")
+    if config.lexicon is None:
+        if not vocabulary <= set(symbols):
+            raise AsrError(
+                f"{config.lm}: a word LM needs a lexicon (--lexicon); lexicon-free decoding takes a "
+                "token LM (asr lm build --units tokens)"
+            )
+        return
+    with open(config.lexicon, encoding="utf-8") as lines:
+        words = {line.split(maxsplit=1)[0] for line in lines if line.strip()}
+    if not vocabulary & words:
+        raise AsrError(f"{config.lm}: none of its words is in {config.lexicon}; lexicon decoding needs a word LM")
 
 
 class BeamSearchDecoder:
@@ -149,10 +153,17 @@ class BeamSearchDecoder:
 
         self.config = config
         self.tokenizer = tokenizer
+        self.boundary = has_word_boundary(tokenizer)
         symbols = token_symbols(tokenizer)
         for path in (config.lexicon, config.lm):
             if path is not None and not Path(path).is_file():
                 raise AsrError(f"{path}: no such file")
+        if config.lexicon is not None and not self.boundary:
+            # flashlight's lexicon decoder emits a one-piece word again on every frame that repeats
+            # its piece (measured: "yes yes no" from the frames "yes yes yes _ _ no no"); characters
+            # escape this because their spellings end in the boundary token.
+            raise AsrError("lexicon beam search needs a character model; with BPE pieces decode "
+                           "lexicon-free with a token LM (asr lm build --units tokens --model MODEL)")
         _check_lm_units(config, symbols)
         lm = _load_kenlm(config.lm, config.lexicon, symbols) if config.lm else None
         lexicon_free = config.lexicon is None
@@ -168,9 +179,11 @@ class BeamSearchDecoder:
                 lm_weight=config.lm_weight,
                 word_score=config.word_score,
                 unk_score=config.unk_score,
-                sil_score=config.sil_score + (config.word_score if lexicon_free else 0.0),
+                # lexicon-free, a character model's word boundary carries the word score (BPE has none)
+                sil_score=config.sil_score + (config.word_score if lexicon_free and self.boundary else 0.0),
                 blank_token=BLANK,
-                sil_token=WORD_BOUNDARY,
+                # BPE has no boundary token (pieces mark word starts): the blank stands in for silence
+                sil_token=WORD_BOUNDARY if self.boundary else BLANK,
                 unk_word=UNK,
             )
         except (RuntimeError, ValueError) as err:
@@ -180,7 +193,7 @@ class BeamSearchDecoder:
         """``log_probs: (B, T, V)``, ``lengths: (B,)`` -> up to ``nbest`` hypotheses per row, best first."""
         emissions = log_probs.detach().to("cpu", torch.float32)
         lengths = lengths.to("cpu", torch.int32)
-        if self.config.lexicon is not None:
+        if self.config.lexicon is not None and self.boundary:
             emissions, lengths = self._append_boundary_frame(emissions, lengths)
         results = self._decoder(emissions.contiguous(), lengths)
         return [[Hypothesis(self._text(h), float(h.score)) for h in row] or [Hypothesis("", -math.inf)]

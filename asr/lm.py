@@ -219,20 +219,29 @@ WORD_BOUNDARY = "|"  # the decoder's symbol for the space token (flashlight's si
 
 
 def token_symbols(tokenizer) -> list[str]:
-    """The tokenizer's vocabulary as the beam decoder sees it: the space becomes ``|``."""
+    """The tokenizer's vocabulary as the beam decoder sees it: a character model's space
+    becomes ``|``; BPE pieces stay as they are (``\u2581`` starts a word)."""
     return [WORD_BOUNDARY if token == " " else token for token in tokenizer.vocabulary]
 
 
+def has_word_boundary(tokenizer) -> bool:
+    """Whether words are separated by a token of their own (characters: yes; BPE: no)."""
+    return " " in tokenizer.vocabulary
+
+
 def spell(word: str, tokenizer) -> list[str] | None:
-    """``word`` as decoder token symbols ending in the word boundary ``|``; None when it
-    cannot be spelled. (The decoder appends a boundary frame to every utterance, so the
-    last word, which the models never follow with a space, can end too.)"""
+    """``word`` as decoder token symbols; None when it cannot be spelled. With characters the
+    spelling ends in the word boundary ``|`` (the decoder appends a boundary frame to every
+    utterance, so the last word, which the models never follow with a space, can end too);
+    BPE pieces mark a word's start themselves."""
     symbols = token_symbols(tokenizer)
     try:
         ids = tokenizer.encode(word).tolist()
     except ValueError:
         return None
-    return [symbols[i] for i in ids] + [WORD_BOUNDARY]
+    if not ids:
+        return None
+    return [symbols[i] for i in ids] + ([WORD_BOUNDARY] if has_word_boundary(tokenizer) else [])
 
 
 def write_lexicon(path: str | Path, words: Iterable[str], tokenizer) -> int:

@@ -73,30 +73,51 @@ fi
 
 lm_dir="$exp/lm"
 lm_text="$data/${LM_TEXT_NAME:-train.jsonl}"
+# A character model decodes with a lexicon and a word LM; a BPE model lexicon-free with an LM over
+# its pieces (flashlight's lexicon decoder mishandles one-piece words: see asr/decode.py).
+decoding() {
+  if "$python" -c 'import sys; from asr.checkpoint import load_model
+sys.exit(" " not in load_model(sys.argv[1]).tokenizer.vocabulary)' "$exp"; then
+    echo "--lm $lm_dir/words.arpa --lexicon $lm_dir/lexicon.txt"
+  else
+    echo "--lm $lm_dir/pieces.arpa"
+  fi
+}
+
 if run_stage 3; then
-  log "3: word LM (order $LM_ORDER) and lexicon from $lm_text -> $lm_dir"
-  asr lm build --text "$lm_text" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \
-    --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train.jsonl"
+  if [ "$(decoding)" = "--lm $lm_dir/pieces.arpa" ]; then
+    log "3: LM over the model's BPE pieces (order $((LM_ORDER + 2))) from $lm_text -> $lm_dir"
+    asr lm build --text "$lm_text" --order $((LM_ORDER + 2)) --units tokens --model "$exp" --out "$lm_dir/pieces.arpa"
+  else
+    log "3: word LM (order $LM_ORDER) and lexicon from $lm_text -> $lm_dir"
+    asr lm build --text "$lm_text" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \
+      --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train.jsonl"
+  fi
   if [ "$DEV_SPLIT" != train ]; then
-    log "3: tune LM weight x word score on $data/$DEV_SPLIT.jsonl"
-    asr tune-lm --model "$exp" --manifest "$data/$DEV_SPLIT.jsonl" --lm "$lm_dir/words.arpa" \
-      --lexicon "$lm_dir/lexicon.txt" --out "$lm_dir/tuning.json"
+    log "3: tune the LM weight (and word score) on $data/$DEV_SPLIT.jsonl"
+    # shellcheck disable=SC2046
+    asr tune-lm --model "$exp" --manifest "$data/$DEV_SPLIT.jsonl" $(decoding) --out "$lm_dir/tuning.json"
   fi
 fi
 
 if run_stage 4; then
-  log "4: evaluate $data/$TEST_SPLIT.jsonl: greedy, beam with the lexicon alone, beam with lexicon and LM"
+  log "4: evaluate $data/$TEST_SPLIT.jsonl: greedy, beam with the lexicon alone, beam with the LM"
   eval_dir="$exp/eval_${TEST_SPLIT}"
   asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_greedy" --decoder greedy
-  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_lexicon" \
-    --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt" --lm-weight 0 --word-score 0
-  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_beam" \
-    --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt"
-  asr summarize "${eval_dir}_greedy" "${eval_dir}_lexicon" "${eval_dir}_beam" --no-pool
+  evaluations=("${eval_dir}_greedy")
+  if [ -f "$lm_dir/lexicon.txt" ] && [ "$(decoding)" != "--lm $lm_dir/pieces.arpa" ]; then
+    asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_lexicon" \
+      --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt" --lm-weight 0 --word-score 0
+    evaluations+=("${eval_dir}_lexicon")
+  fi
+  # shellcheck disable=SC2046
+  asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_beam" $(decoding)
+  asr summarize "${evaluations[@]}" "${eval_dir}_beam" --no-pool
 fi
 
 if run_stage 5; then
   example=$("$python" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["audio_filepath"])' "$data/$TEST_SPLIT.jsonl")
   log "5: transcribe $example"
-  asr transcribe "$example" --model "$exp" --lm "$lm_dir/words.arpa" --lexicon "$lm_dir/lexicon.txt"
+  # shellcheck disable=SC2046
+  asr transcribe "$example" --model "$exp" $(decoding)
 fi

@@ -128,3 +128,26 @@ def _manifest(folder, text):
     path = folder / "vocab.jsonl"
     path.write_text(f'{{"audio_filepath": "x.wav", "text": "{text}"}}\n')
     return path
+
+
+def test_bpe_models_decode_lexicon_free_and_refuse_a_lexicon(tmp_path):
+    from asr.text import BpeTokenizer
+
+    texts = ["yes no yes", "no no yes", "yes yes no no"] * 20
+    bpe = BpeTokenizer.train(texts, vocab_size=40)
+    symbols = list(bpe.vocabulary)
+    frames = []
+    for piece in ["", "\u2581yes", "\u2581yes", "\u2581yes", "", "", "\u2581no", "\u2581no", "", ""]:
+        probs = torch.full((len(symbols),), 0.1 / (len(symbols) - 1))
+        probs[symbols.index(piece) if piece else 0] = 0.9
+        frames.append(probs.log())
+    log_probs, lengths = torch.stack(frames)[None], torch.tensor([len(frames)])
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(texts))
+    lm = build_lm([text], 4, tmp_path / "pieces.arpa", units="tokens", tokenizer=bpe).arpa
+    for config in (DecoderConfig(kind="beam"), DecoderConfig(kind="beam", lm=str(lm))):
+        assert build_decoder(config, bpe).decode(log_probs, lengths)[0][0].text == "yes no"
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("yes\t\u2581yes\nno\t\u2581no\n")
+    with pytest.raises(AsrError, match="needs a character model"):
+        build_decoder(DecoderConfig(kind="beam", lexicon=str(lexicon)), bpe)
