@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+from asr.checkpoint import MODEL_FILENAME, atomic_save, package
+from asr.features import FeatureConfig
+from asr.model import AcousticModel, ModelConfig
+from asr.text import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -22,3 +28,14 @@ def shared_data() -> Path:
 def fsdd_clips() -> Path:
     """Real FSDD recordings: the embedded demo copy, which always ships."""
     return DEMO_FSDD / "recordings"
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory):
+    """A small packaged model with random weights: enough to exercise every code path."""
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
+    folder = tmp_path_factory.mktemp("model")
+    atomic_save(package(network, tokenizer, {"note": "untrained"}), folder / MODEL_FILENAME)
+    return folder

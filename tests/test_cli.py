@@ -7,26 +7,12 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
+from asr.checkpoint import MODEL_FILENAME, load_model
 from asr.errors import AsrError
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
 
 
 def asr(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True, timeout=300, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory):
-    """A small packaged model with random weights: enough to exercise every code path."""
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
-    folder = tmp_path_factory.mktemp("model")
-    atomic_save(package(network, tokenizer, {"note": "untrained"}), folder / MODEL_FILENAME)
-    return folder
 
 
 def test_transcribe_reports_a_bad_file_and_keeps_the_others(untrained_model, fsdd_clips, tmp_path):

@@ -10,21 +10,16 @@ import sys
 import jiwer
 import numpy as np
 import pytest
-import torch
 
 from asr.bootstrap import paired_bootstrap, wer_interval
-from asr.checkpoint import MODEL_FILENAME, atomic_save, package
 from asr.compare import compare
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
-from asr.features import FeatureConfig
 from asr.metrics import error_counts
-from asr.model import AcousticModel, ModelConfig
 from asr.plots import plot_training_curves
 from asr.report import alignment_block, write_reports
 from asr.report_html import comparison_html
 from asr.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
-from asr.text import CharTokenizer
 
 # (id, speaker, reference, hypothesis): 5 errors over 22 words. Pooled WER 5/22 = 22.7 %;
 # the mean of per-utterance rates, (1/6 + 1/1 + 1/10 + 0 + 2/3) / 5 = 38.7 %, is what it must not be.
@@ -254,16 +249,6 @@ def test_compare_refuses_different_manifests(tmp_path):
     result = asr("compare", tmp_path / "a", tmp_path / "missing")
     assert result.returncode == 2 and "missing/hyp.jsonl: no such file" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory):
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
-    folder = tmp_path_factory.mktemp("model")
-    atomic_save(package(network, tokenizer, {"note": "untrained"}), folder / MODEL_FILENAME)
-    return folder
 
 
 def test_reference_that_normalises_to_nothing_is_reported_not_a_crash(untrained_model, fsdd_clips, tmp_path):
