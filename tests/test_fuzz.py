@@ -17,12 +17,8 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-import torch
 
-from asr.checkpoint import MODEL_FILENAME, atomic_save, package
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
+from asr.checkpoint import MODEL_FILENAME
 
 GOOD_CLIPS = ["0_george_10", "1_jackson_11", "6_nicolas_12", "8_theo_13"]
 DIGITS = {"0": "zero", "1": "one", "6": "six", "8": "eight"}
@@ -86,20 +82,15 @@ def make_broken_files(folder, real_wav) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory, fsdd_clips):
-    folder = tmp_path_factory.mktemp("hostile")
-    return folder, make_broken_files(folder, fsdd_clips / "0_george_10.wav")
+def model(untrained_model):
+    """An untrained packaged model: decoding garbage is fine, crashing is not."""
+    return untrained_model
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """An untrained packaged model: decoding garbage is fine, crashing is not."""
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
-    folder = tmp_path_factory.mktemp("model")
-    atomic_save(package(network, tokenizer, {}), folder / MODEL_FILENAME)
-    return folder
+def hostile(tmp_path_factory, fsdd_clips):
+    folder = tmp_path_factory.mktemp("hostile")
+    return folder, make_broken_files(folder, fsdd_clips / "0_george_10.wav")
 
 
 def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, fsdd_clips, tmp_path):
