@@ -16,6 +16,8 @@ import torchaudio
 import torchaudio.functional as AF
 from torch import nn
 
+TELEPHONE_RATE = 8000  # band-limiting resamples to this rate and back
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -26,6 +28,9 @@ class AugmentConfig:
     gain_db: float = 0.0  # random gain drawn from [-gain_db, +gain_db]
     crop_prob: float = 0.0  # chance of cutting a training utterance to a random run of its words
     crop_from_epoch: int = 1  # word alignments for cropping come from the model of this epoch on
+    reverb_prob: float = 0.0  # chance of convolving an utterance with a synthetic room impulse response
+    reverb_rt60: tuple[float, ...] = (0.2, 0.7)  # [low, high] reverberation time (seconds) of that room
+    bandlimit_prob: float = 0.0  # chance of band-limiting an utterance to telephone bandwidth (8 kHz sampling)
     freq_warp: float = 0.0  # VTLP-like mel-axis warp factor drawn from [1-w, 1+w]; 0 = off
     freq_masks: int = 2  # SpecAugment frequency masks per utterance
     freq_mask_width: int = 10  # maximum width of a frequency mask, in mel channels
@@ -38,6 +43,8 @@ class AugmentConfig:
             raise ValueError("speed_factors must be a non-empty list of positive numbers")
         if len(self.noise_snr_db) != 2:
             raise ValueError("noise_snr_db must be [low, high]")
+        if len(self.reverb_rt60) != 2 or min(self.reverb_rt60) <= 0:
+            raise ValueError("reverb_rt60 must be [low, high] in seconds, both positive")
         if not 0 <= self.freq_warp < 0.5:
             raise ValueError("freq_warp must be in [0, 0.5)")
 
@@ -64,7 +71,7 @@ def crop_to_words(
 def perturb_waveform(
     waveform: torch.Tensor, sample_rate: int, config: AugmentConfig, rng: random.Random
 ) -> torch.Tensor:
-    """Speed, gain and noise perturbation of one waveform ``(num_samples,)``.
+    """Speed, reverberation, band-limiting, gain and noise perturbation of one waveform ``(num_samples,)``.
 
     Speed perturbation resamples like Kaldi's ``sox speed``: tempo and pitch
     change together, which also varies the apparent vocal-tract length.
@@ -75,6 +82,10 @@ def perturb_waveform(
         # so the resampling kernel stays small.
         source_rate = int(round(sample_rate * factor / 100.0)) * 100
         waveform = AF.resample(waveform, source_rate, sample_rate)
+    if config.reverb_prob > 0 and rng.random() < config.reverb_prob:
+        waveform = reverberate(waveform, sample_rate, rng.uniform(*config.reverb_rt60), rng)
+    if config.bandlimit_prob > 0 and sample_rate > TELEPHONE_RATE and rng.random() < config.bandlimit_prob:
+        waveform = AF.resample(AF.resample(waveform, sample_rate, TELEPHONE_RATE), TELEPHONE_RATE, sample_rate)
     if config.pad_seconds > 0:
         waveform = _pad_with_background(waveform, sample_rate, config.pad_seconds, rng)
     if config.gain_db > 0:
@@ -86,6 +97,22 @@ def perturb_waveform(
         generator = torch.Generator().manual_seed(rng.getrandbits(31))
         waveform = waveform + noise_std * torch.randn(waveform.shape, generator=generator)
     return waveform
+
+
+def reverberate(waveform: torch.Tensor, sample_rate: int, rt60: float, rng: random.Random) -> torch.Tensor:
+    """``waveform (N,)`` as heard in a room whose reverberation time is ``rt60`` seconds.
+
+    The impulse response is the usual statistical model of a diffuse room: a direct
+    path followed by white noise whose energy falls 60 dB in ``rt60``. The output
+    keeps the input's length and loudness.
+    """
+    generator = torch.Generator().manual_seed(rng.getrandbits(31))
+    length = max(2, int(rt60 * sample_rate))
+    decay = torch.exp(-6.9078 * torch.arange(length) / length)  # amplitude: 60 dB down at rt60
+    response = torch.randn(length, generator=generator) * decay * 0.3
+    response[0] = 1.0
+    wet = AF.fftconvolve(waveform, response)[: waveform.numel()]
+    return wet * (waveform.pow(2).mean().sqrt() / wet.pow(2).mean().sqrt().clamp_min(1e-8))
 
 
 def _pad_with_background(

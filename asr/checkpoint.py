@@ -25,6 +25,7 @@ from asr.text import Tokenizer, tokenizer_from_state
 
 MODEL_FORMAT = "asr-model-1"
 MODEL_FILENAME = "model.pt"
+DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "english" / MODEL_FILENAME  # ships with the package
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -106,8 +107,13 @@ def package(network: AcousticModel, tokenizer: Tokenizer, metadata: dict[str, An
     }
 
 
-def resolve_model_path(path: str | Path) -> Path:
-    """A model file, or an experiment directory holding ``model.pt``."""
+def resolve_model_path(path: str | Path | None) -> Path:
+    """A model file, or an experiment directory holding ``model.pt``; ``None`` is the default
+    English model shipped inside the package."""
+    if path is None:
+        if not DEFAULT_MODEL.is_file():
+            raise AsrError(f"no default model in this installation ({DEFAULT_MODEL} is missing); give --model")
+        return DEFAULT_MODEL
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILENAME
@@ -116,8 +122,9 @@ def resolve_model_path(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> PackagedModel:
-    """Load a packaged model from a file or experiment directory, safely."""
+def load_model(path: str | Path | None = None) -> PackagedModel:
+    """Load a packaged model from a file or experiment directory (default: the shipped English
+    model), safely. Half-precision weights are cast to float32."""
     path = resolve_model_path(path)
     data = safe_load(path)
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import random
 import sys
 from pathlib import Path
 
@@ -25,6 +27,42 @@ def _cmd_prepare(args) -> int:
     counts = prepare_corpus(args.corpus, args.src, args.out, **options)
     for split, count in counts.items():
         print(f"{Path(args.out) / (split + '.jsonl')}: {count} utterances")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from tqdm import tqdm
+
+    from asr.data import write_manifest
+    from asr.synth import assign_voices, synthesize
+
+    texts = []
+    for path in args.text:
+        try:
+            texts += [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as err:
+            raise AsrError(f"{path}: cannot read the text file ({err})") from err
+    if args.max_texts is not None and len(texts) > args.max_texts:
+        texts = random.Random(args.seed).sample(texts, args.max_texts)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    pairs = assign_voices(texts, engines, args.per_text, args.seed)
+    progress = lambda it: tqdm(it, total=len(pairs), desc="synthesizing", unit="clip")  # noqa: E731
+    utterances, failures = synthesize(pairs, Path(args.out), args.jobs, progress)
+    for message in failures:
+        print(f"error: {message}", file=sys.stderr)
+    manifest = Path(args.manifest or Path(args.out) / "manifest.jsonl")
+    write_manifest(manifest, utterances)
+    hours = sum(u.duration for u in utterances) / 3600
+    print(f"{manifest}: {len(utterances)} utterances, {hours:.2f} h, {len({u.speaker for u in utterances})} voices")
+    return 1 if failures and not utterances else 0
+
+
+def _cmd_export(args) -> int:
+    from asr.export import export_model
+
+    target = export_model(args.model, args.out, half=args.half)
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(target.parent.iterdir()) if p.is_file())
+    print(f"{target.parent}: {sizes}")
     return 0
 
 
@@ -114,7 +152,7 @@ def _cmd_evaluate(args) -> int:
 
     model = load_model(args.model)
     decoder = model.decoder_config(**_decoder_overrides(args))
-    summary = evaluate(model, args.manifest, args.out, model_path=str(args.model), progress=True,
+    summary = evaluate(model, args.manifest, args.out, model_path=str(model.path), progress=True,
                        decoder_config=decoder)
     print(
         f"WER {100 * summary['wer']:.2f}% (S {summary['substitutions']}, D {summary['deletions']}, "
@@ -267,12 +305,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus",
                        description="Read a corpus in its own layout and write train/dev/test manifests.")
-    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech"], help="which corpus layout to read")
+    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech", "english"],
+                   help="which corpus layout to read (english: SRC holds ljspeech/, an4/ and fsdd/ together, "
+                        "and synth_*.txt files with text to synthesize are written too)")
     p.add_argument("--src", required=True, help="folder holding the corpus as downloaded")
     p.add_argument("--out", required=True, help="folder for <split>.jsonl")
     p.add_argument("--holdout-speaker", metavar="NAME",
                    help="fsdd only: test on every clip of this speaker, train on the others")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("synth", help="synthesize training speech with espeak-ng, flite and festival",
+                       description="Read sentences aloud with many synthetic voices (voice, speaking rate and "
+                                   "pitch drawn per sentence) and write a manifest of the clips. Clips are cached "
+                                   "under OUT by a hash of text and voice: a second run only makes what is missing. "
+                                   "Needs the Debian packages espeak-ng, flite, festival, festvox-kallpc16k, "
+                                   "festvox-kdlpc16k, festvox-us-slt-hts for the engines asked for.")
+    p.add_argument("--text", required=True, nargs="+", metavar="FILE", help="text files, one sentence per line")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files")
+    p.add_argument("--manifest", metavar="FILE", help="manifest to write (default OUT/manifest.jsonl)")
+    p.add_argument("--engines", default="espeak-ng,flite,festival",
+                   help="comma-separated engines, taking turns sentence by sentence (default: all three)")
+    p.add_argument("--per-text", type=int, default=1, metavar="N", help="voices reading each sentence (default 1)")
+    p.add_argument("--max-texts", type=int, metavar="N", help="synthesize a seeded random sample of N sentences")
+    p.add_argument("--seed", type=int, default=0, help="seed for the sample and the voices (default 0)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="synthesizer processes at once (default: the number of CPUs)")
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("download", help="download and unpack a corpus",
                        description="Fetch a corpus archive from its public address (or --url) and unpack it.")
@@ -329,11 +387,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="decode a manifest and score it",
                        description="Decode a manifest; write summary.json, report.md, report.html (self-contained, "
                                    "with plots), alignments.txt (sclite-style) and hyp.jsonl to --out.")
-    p.add_argument("--model", required=True, help="model.pt or an experiment folder")
+    p.add_argument("--model", help="model.pt or an experiment folder (default: the English model that ships with asr)")
     p.add_argument("--manifest", required=True, help="manifest to decode (JSON lines)")
     p.add_argument("--out", required=True, help="folder for the report")
     _add_decoder_options(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="copy a model and its LM/lexicon into one folder that can ship",
+                       description="Write OUT/model.pt with copies of the LM and lexicon its stored decoder settings "
+                                   "name (asr tune-lm), referred to by relative paths, so OUT can move anywhere "
+                                   "(e.g. asr/pretrained/english, the default model).")
+    p.add_argument("--model", required=True, help="model.pt or an experiment folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("compare", help="compare two evaluations of the same manifest",
                        description="Compare two folders written by `asr evaluate --out` on the same manifest: "
@@ -352,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="print the transcript of audio files",
                        description="Transcribe audio files (any format soundfile reads, any rate and channel count).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--model", required=True, help="model.pt or an experiment folder")
+    p.add_argument("--model", help="model.pt or an experiment folder (default: the English model that ships with asr, "
+                                   "decoded with its tuned beam search and word LM)")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",
                    help="txt: the text (FILE<TAB>TEXT when several files); json: text and word timings "
                         "({file, text, words: [{word, start, end}]}, a list for several files); "

@@ -41,3 +41,22 @@ def test_crop_to_words_keeps_audio_and_text_in_step():
         seen.add(text)
     assert seen == {"one", "two", "three", "one two", "two three", "one two three"}
     assert crop_to_words(waveform, "single", [], rng) == (waveform, "single")
+
+
+def test_reverberation_adds_a_decaying_tail_and_keeps_length_and_loudness():
+    burst = torch.cat([torch.randn(1600), torch.zeros(14400)])  # 0.1 s of sound, then silence
+    config = AugmentConfig(reverb_prob=1.0, reverb_rt60=(0.5, 0.5))
+    out = perturb_waveform(burst, 16000, config, random.Random(3))
+    assert out.numel() == burst.numel()
+    assert out.pow(2).mean().item() == pytest.approx(burst.pow(2).mean().item(), rel=1e-3)
+    early, late = out[1600:4800].pow(2).mean(), out[8000:11200].pow(2).mean()
+    assert early > 10 * late > 0  # the room keeps ringing after the burst, and dies away
+
+
+def test_band_limiting_removes_everything_above_4_khz():
+    t = torch.arange(16000) / 16000
+    waveform = torch.sin(2 * torch.pi * 1000 * t) + torch.sin(2 * torch.pi * 6000 * t)
+    out = perturb_waveform(waveform, 16000, AugmentConfig(bandlimit_prob=1.0), random.Random(4))
+    spectrum = torch.fft.rfft(out).abs()  # 1 Hz per bin
+    assert spectrum[1000] > 1000 * spectrum[6000]
+    assert spectrum[1000].item() == pytest.approx(torch.fft.rfft(waveform).abs()[1000].item(), rel=0.05)

@@ -4,7 +4,8 @@ Each corpus module has ``prepare(src, **options) -> dict[split, list[Utterance]]
 and a ``DOWNLOAD_URL`` (or ``None`` when it cannot be fetched automatically); a corpus
 published as several archives (LibriSpeech) has ``download_urls(subsets, mirror)`` instead.
 A corpus with more text than audio also has ``lm_text(src, splits) -> list[str]``:
-sentences for a language model, none of them in a dev or test split.
+sentences for a language model, none of them in a dev or test split; one that
+feeds speech synthesis has ``text_sources(src, splits) -> {file name: sentences}``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from asr.corpora import an4, fsdd, librispeech, ljspeech, yesno
+from asr.corpora import an4, english, fsdd, librispeech, ljspeech, yesno
 from asr.corpora.download import fetch, fetch_many
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
@@ -20,7 +21,9 @@ from asr.errors import AsrError
 log = logging.getLogger(__name__)
 
 LM_TEXT = "lm_text.txt"  # written beside the manifests by corpora that have lm_text()
-CORPORA = {"yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech, "librispeech": librispeech}
+CORPORA = {
+    "yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech, "librispeech": librispeech, "english": english,
+}  # fmt: skip
 
 
 def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> dict[str, int]:
@@ -45,6 +48,10 @@ def prepare_corpus(name: str, src: str | Path, out: str | Path, **options) -> di
         sentences = CORPORA[name].lm_text(src, splits)
         (out / LM_TEXT).write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
         log.info("%s: %d sentences for language models (no dev or test sentence)", out / LM_TEXT, len(sentences))
+    if hasattr(CORPORA[name], "text_sources"):
+        for file_name, sentences in CORPORA[name].text_sources(src, splits).items():
+            (out / file_name).write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+            log.info("%s: %d sentences to synthesize", out / file_name, len(sentences))
     return counts
 
 

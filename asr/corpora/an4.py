@@ -3,7 +3,9 @@
 Transcription lines read ``TEXT (utt-id)``, sometimes wrapped in ``<s> ... </s>``.
 Audio may be ``.wav`` (16 kHz) or the original ``.sph``/``.raw``; only files
 soundfile can read are used. Dev: the training utterances of every 10th speaker
-in sorted order (speakers unseen in training). Test: the corpus' test list.
+in sorted order (speakers unseen in training). Test: the corpus' test list; when
+none of its audio is here (a partial copy), the training utterances of every 3rd
+speaker instead, so there is still a test set of unseen speakers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_URL = None  # the CMU tarball holds raw/SPHERE audio; point --src at a converted copy
 LINE = re.compile(r"^(?:<s>)?\s*(.*?)\s*(?:</s>)?\s*\(([^()]+)\)\s*$")
 DEV_SPEAKER_STRIDE = 10
+TEST_SPEAKER_STRIDE = 3  # used only when the test list has no audio here
 
 
 def _read_list(src: Path, part: str) -> list[tuple[str, str]]:
@@ -72,8 +75,19 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
         splits[part] = utterances
     speakers = sorted({u.speaker for u in splits["train"]})
     dev_speakers = set(speakers[DEV_SPEAKER_STRIDE - 1 :: DEV_SPEAKER_STRIDE])
+    test_speakers: set[str] = set()
+    if not splits["test"]:
+        test_speakers = set(speakers[TEST_SPEAKER_STRIDE - 1 :: TEST_SPEAKER_STRIDE]) - dev_speakers
+        log.warning("an4: no test audio here; testing on the %d training speakers %s instead",
+                    len(test_speakers), ", ".join(sorted(test_speakers)))
+    held_out = dev_speakers | test_speakers
     return {
-        "train": [u for u in splits["train"] if u.speaker not in dev_speakers],
+        "train": [u for u in splits["train"] if u.speaker not in held_out],
         "dev": [u for u in splits["train"] if u.speaker in dev_speakers],
-        "test": splits["test"],
+        "test": splits["test"] or [u for u in splits["train"] if u.speaker in test_speakers],
     }
+
+
+def transcripts(src: Path) -> list[str]:
+    """Every line of text in the training transcription, with audio here or not."""
+    return [text for _, text in _read_list(src, "train")]

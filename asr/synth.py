@@ -1,0 +1,159 @@
+"""Synthesized training speech: sentences read by many voices of espeak-ng, flite and festival.
+
+Each (sentence, voice) pair becomes one WAV file whose name is a hash of the
+voice settings and the text, so a second run finds what the first one made and
+synthesizes only what is missing. Engines run as subprocesses, several at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import soundfile
+
+from asr.data import Utterance
+from asr.errors import AsrError
+
+ENGINE_PACKAGES = {  # engine -> (program it runs, Debian packages that provide it and its voices)
+    "espeak-ng": ("espeak-ng", "espeak-ng"),
+    "flite": ("flite", "flite"),
+    "festival": ("text2wave", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
+}
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
+ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots, whispers and croaks left out)
+    "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 Andy Annie Alex Alicia Andrea adam aunty "
+    "belinda benjamin caleb david ed edward Gene iven john Lee linda max Michael Mike paul quincy rob robert "
+    "steph travis victor grandpa grandma norbert shelby zac"
+).split()
+FLITE_VOICES = ("kal", "awb", "rms", "slt")
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+RATE_RANGE = (0.85, 1.2)  # speaking-rate factors drawn uniformly for each synthesized sentence
+ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng base pitch (0-99, default 50) drawn uniformly
+ESPEAK_DEFAULT_WPM = 175
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # "espeak-ng", "flite" or "festival"
+    name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "slt" (flite), "kal_diphone" (festival)
+    rate: float = 1.0  # speaking-rate factor: 1.2 speaks 20 % faster than the engine's default
+    pitch: int | None = None  # espeak-ng base pitch 0-99; None for engines without the setting
+
+    @property
+    def speaker(self) -> str:
+        """The voice without its rate and pitch: what a manifest calls the speaker."""
+        return f"{self.engine}:{self.name}"
+
+    def command(self, text_file: Path, wav: Path) -> list[str]:
+        """The command line that reads ``text_file`` aloud into ``wav``."""
+        if self.engine == "espeak-ng":
+            wpm = round(ESPEAK_DEFAULT_WPM * self.rate)
+            pitch = [] if self.pitch is None else ["-p", str(self.pitch)]
+            return ["espeak-ng", "-v", self.name, "-s", str(wpm), *pitch, "-f", str(text_file), "-w", str(wav)]
+        stretch = f"{1 / self.rate:.3f}"  # both engines lengthen durations by this factor
+        if self.engine == "flite":
+            return ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch}", "-f", str(text_file), "-o", str(wav)]
+        if self.engine == "festival":
+            return [
+                "text2wave", "-eval", f"(voice_{self.name})",
+                "-eval", f"(Parameter.set 'Duration_Stretch {stretch})", "-o", str(wav), str(text_file),
+            ]  # fmt: skip
+        raise AsrError(f"unknown speech synthesizer {self.engine!r} (known: {', '.join(ENGINE_PACKAGES)})")
+
+
+def voice_pool(engines: Iterable[str]) -> list[Voice]:
+    """Every voice of the given engines at their default rate and pitch."""
+    pool: list[Voice] = []
+    for engine in engines:
+        if engine == "espeak-ng":
+            pool += [Voice(engine, f"{a}+{v}") for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS]
+        elif engine == "flite":
+            pool += [Voice(engine, name) for name in FLITE_VOICES]
+        elif engine == "festival":
+            pool += [Voice(engine, name) for name in FESTIVAL_VOICES]
+        else:
+            raise AsrError(f"unknown speech synthesizer {engine!r} (known: {', '.join(ENGINE_PACKAGES)})")
+    return pool
+
+
+def missing_engines(engines: Iterable[str]) -> dict[str, str]:
+    """Engines whose program is not installed -> the Debian packages that provide them."""
+    return {e: ENGINE_PACKAGES[e][1] for e in engines if shutil.which(ENGINE_PACKAGES[e][0]) is None}
+
+
+def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int) -> list[tuple[str, Voice]]:
+    """``per_text`` (text, voice) pairs per text. Engines take turns, so each gets an equal share
+    even though espeak-ng has hundreds of voices and flite four; the voice within the engine,
+    its rate and (espeak-ng) its pitch are drawn from ``seed``."""
+    rng = random.Random(seed)
+    pools = {engine: voice_pool([engine]) for engine in engines}
+    pairs = []
+    turn = 0
+    for text in texts:
+        for _ in range(per_text):
+            engine = engines[turn % len(engines)]
+            turn += 1
+            voice = rng.choice(pools[engine])
+            pitch = rng.randint(*ESPEAK_PITCH_RANGE) if engine == "espeak-ng" else None
+            pairs.append((text, Voice(engine, voice.name, round(rng.uniform(*RATE_RANGE), 2), pitch)))
+    return pairs
+
+
+def clip_name(text: str, voice: Voice) -> str:
+    """A file name that changes whenever the text or any voice setting does (the cache key)."""
+    key = f"{voice.engine}|{voice.name}|{voice.rate}|{voice.pitch}|{text}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def synthesize_one(text: str, voice: Voice, out_dir: Path) -> Utterance:
+    """Read ``text`` with ``voice`` into ``out_dir/<hash>.wav`` unless that file already exists."""
+    name = clip_name(text, voice)
+    wav = out_dir / f"{name}.wav"
+    if not wav.is_file():
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            text_file, partial = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
+            text_file.write_text(text + "\n", encoding="utf-8")
+            result = subprocess.run(voice.command(text_file, partial), capture_output=True, text=True)
+            if result.returncode != 0 or not partial.is_file():
+                raise AsrError(f"{voice.speaker} failed on {text!r}: {result.stderr.strip()[-300:]}")
+            partial.replace(wav)  # atomic: a killed run never leaves half a file under the cached name
+    info = soundfile.info(str(wav))
+    speaker = voice.speaker
+    return Utterance(str(wav.resolve()), text, round(info.frames / info.samplerate, 3), speaker, f"synth-{name}")
+
+
+def synthesize(
+    pairs: list[tuple[str, Voice]],
+    out_dir: Path,
+    jobs: int,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> tuple[list[Utterance], list[str]]:
+    """Synthesize every (text, voice) pair with ``jobs`` engine processes at once.
+
+    Returns the utterances made (in the order of ``pairs``) and one message per pair
+    that failed; a failure never stops the others.
+    """
+    engines = sorted({voice.engine for _, voice in pairs})
+    missing = missing_engines(engines)
+    if missing:
+        packages = " ".join(sorted(set(" ".join(missing.values()).split())))
+        raise AsrError(f"speech synthesizers not installed: {', '.join(missing)} (apt-get install {packages})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def attempt(pair: tuple[str, Voice]) -> Utterance | str:
+        try:
+            return synthesize_one(pair[0], pair[1], out_dir)
+        except (AsrError, OSError, RuntimeError) as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # the work happens in the engines' own processes
+        results = list(progress(pool.map(attempt, pairs)))
+    return [r for r in results if isinstance(r, Utterance)], [r for r in results if isinstance(r, str)]

@@ -1,0 +1,77 @@
+"""The default English model's corpus, its export and its use as the default model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model, store_decoder_settings
+from asr.corpora import english, ljspeech, prepare_corpus
+from asr.export import export_model
+from asr.text import normalize_text
+
+
+def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(shared_data, tmp_path):
+    counts = prepare_corpus("english", shared_data, tmp_path)
+    assert {"train", "dev", "test_ljspeech", "test_an4", "test_fsdd"} <= set(counts)
+    rows = {s: [json.loads(l) for l in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
+    train_files = {r["audio_filepath"] for r in rows["train"]}
+    for split in counts:
+        if split != "train":
+            assert not train_files & {r["audio_filepath"] for r in rows[split]}
+    an4_train_speakers = {r["speaker"] for r in rows["train"] if "/an4/" in r["audio_filepath"]}
+    assert rows["test_an4"] and not an4_train_speakers & {r["speaker"] for r in rows["test_an4"]}
+    assert {r["id"].split("_")[-1] for r in rows["test_fsdd"]} <= set("01234")  # file indices 0-4
+
+    held_out_chapters = {r["id"].split("-")[0] for s in counts if s != "train" for r in rows[s] if r["speaker"] == "LJ"}
+    chapter_sentences = {
+        normalize_text(t) for clip, t in ljspeech.read_metadata(shared_data / "ljspeech")
+        if clip.split("-")[0] in held_out_chapters
+    }
+    trained = {normalize_text(r["text"]) for r in rows["train"]}
+    held_out_an4 = {normalize_text(r["text"]) for r in rows["test_an4"]} - trained
+    assert held_out_an4
+    for name in [*english.SYNTH_TEXT, "lm_text.txt"]:
+        lines = set((tmp_path / name).read_text().splitlines())
+        assert lines, name
+        assert not lines & (chapter_sentences - trained), name
+        assert not lines & held_out_an4, name
+    phrases = (tmp_path / "synth_phrases.txt").read_text().splitlines()
+    assert any(len(p.split()) > 2 and all(len(w) == 1 for w in p.split()) for p in phrases)  # spelled words
+
+
+def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(untrained_model, tmp_path):
+    lm = untrained_model / "lm" / "words.arpa"
+    lm.parent.mkdir(exist_ok=True)
+    lm.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\t<unk>\n\n\\end\\\n")
+    (untrained_model / "lm" / "lexicon.txt").write_text("a a |\n")
+    store_decoder_settings(untrained_model, {"kind": "beam", "lm": str(lm), "lexicon": str(lm.parent / "lexicon.txt"), "lm_weight": 0.7})
+    target = export_model(untrained_model, tmp_path / "ship", half=True)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["lexicon.txt", "model.pt", "words.arpa"]
+    assert target.stat().st_size < 0.7 * (untrained_model / "model.pt").stat().st_size
+    original, shipped = load_model(untrained_model), load_model(target)
+    config = shipped.decoder_config()
+    assert config.lm == str(target.parent / "words.arpa") and config.lm_weight == 0.7
+    features = torch.randn(1, 50, 40)
+    with torch.inference_mode():
+        expected, _ = original.network(features, torch.tensor([50]))
+        got, _ = shipped.network(features, torch.tensor([50]))
+    assert next(shipped.network.parameters()).dtype == torch.float32
+    assert torch.allclose(expected, got, atol=2e-2) and not torch.equal(expected, got)
+
+
+def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd_clips, tmp_path):
+    clip = sorted(fsdd_clips.glob("*.wav"))[0]
+    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(clip)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    digit = clip.name.split("_")[0]
+    assert result.stdout.strip() == normalize_text(digit)  # the shipped model knows its digits
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(clip), "text": digit, "duration": 1.0}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["wer"] == 0.0 and "pretrained" in summary["model"]
