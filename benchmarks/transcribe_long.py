@@ -7,14 +7,15 @@ process, timed from its start (Python start, imports, model and LM loading inclu
 is that process's maximum resident set (``os.wait4``). References measured in the same run:
 
 - the same clips as separate files, transcribed one by one in one process (speed ratio);
-- a shorter recording (``--short-minutes``), to show that memory does not grow with length;
+- shorter and longer recordings (``--compare-minutes``; clips repeat when the corpus runs out),
+  to show that memory does not grow with length;
 - the words of the long recording against the per-clip transcripts (what cutting at pauses costs)
   and against the LJ Speech texts.
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/transcribe_long.py --model exp/ljspeech \\
         [--decoder-args "--lm exp/ljspeech/lm/words.arpa --lexicon exp/ljspeech/lm/lexicon.txt"] \\
-        [--minutes 20] [--short-minutes 5] [--work exp/bench_long]
+        [--minutes 20] [--compare-minutes 5,60] [--work exp/bench_transcribe_long]
 
 Without --decoder-args the model's stored decoder settings apply (asr tune-lm), else greedy.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import platform
 import shlex
@@ -42,12 +44,12 @@ LJSPEECH = ROOT.parent / "shared" / "data" / "ljspeech" / "LJSpeech-1.1"
 
 
 def build_recording(clips: list[Path], out: Path, minutes: float, seed: int = 0) -> tuple[list[Path], float]:
-    """Write clips (in order, as many as fit in ``minutes``) joined by pauses to ``out``;
-    returns the clips used and the recording's seconds. Writes block by block."""
+    """Write clips (in order, from the first again when all are used, until ``minutes``) joined
+    by pauses to ``out``; returns the clips used and the recording's seconds. Writes block by block."""
     rng = np.random.default_rng(seed)
     used, frames, rate = [], 0, soundfile.info(str(clips[0])).samplerate
     with soundfile.SoundFile(str(out), "w", samplerate=rate, channels=1, subtype="PCM_16") as sink:
-        for clip in clips:
+        for clip in itertools.cycle(clips):
             if frames >= minutes * 60 * rate:
                 break
             audio, clip_rate = soundfile.read(str(clip), dtype="float32")
@@ -85,7 +87,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="model.pt or an experiment folder")
     parser.add_argument("--decoder-args", default="", help="extra `asr transcribe` options, e.g. \"--lm L --lexicon X\"")
     parser.add_argument("--minutes", type=float, default=20.0, help="length of the long recording")
-    parser.add_argument("--short-minutes", type=float, default=5.0, help="length of the memory reference")
+    parser.add_argument("--compare-minutes", default="5,60", help="lengths of the memory references (comma-separated)")
     parser.add_argument("--corpus", type=Path, default=LJSPEECH, help="LJSpeech-1.1 folder")
     parser.add_argument("--work", type=Path, default=ROOT / "exp" / "bench_transcribe_long")
     parser.add_argument("--repeats", type=int, default=3, help="short-file latency runs; the fastest counts")
@@ -96,32 +98,31 @@ def main() -> None:
         texts = {row[0]: row[2] for row in csv.reader(rows, delimiter="|", quoting=csv.QUOTE_NONE)}
     clips = sorted(p for p in (args.corpus / "wavs").glob("*.wav") if p.stem in texts)
     used, seconds = build_recording(clips, args.work / "long.wav", args.minutes)
-    _, short_seconds = build_recording(clips, args.work / "short.wav", args.short_minutes)
-    if seconds < args.minutes * 60 * 0.99:
-        print(f"warning: only {seconds / 60:.1f} minutes of clips in {args.corpus}", file=sys.stderr)
+    others = {m: build_recording(clips, args.work / f"long_{m:g}min.wav", m)[1]
+              for m in (float(text) for text in args.compare_minutes.split(",") if text.strip())}
 
     transcribe = [sys.executable, "-m", "asr", "transcribe", "--model", str(args.model), *shlex.split(args.decoder_args)]
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}")
     print(f"model: {args.model}  decoder args: {args.decoder_args or '(the model stored settings)'}")
-    print(f"recording: {len(used)} LJ Speech clips + pauses, {seconds / 60:.1f} min at 22.05 kHz\n")
+    print(f"recording: {len(used)} LJ Speech clips ({len(set(used))} different) + pauses, "
+          f"{seconds / 60:.1f} min at 22.05 kHz\n")
 
     latency = [run([*transcribe, str(used[0])], first_line=True) for _ in range(args.repeats)]
     best = min(latency, key=lambda r: r["first_line"])
     print(f"short file ({used[0].name}): first output line after {best['first_line']:.2f} s "
           f"(fastest of {args.repeats}; wall {best['wall']:.2f} s, peak RSS {best['rss_mb']:.0f} MB)")
 
-    short = run([*transcribe, str(args.work / "short.wav")])
     long = run([*transcribe, str(args.work / "long.wav")])
     clips_run = run([*transcribe, *map(str, used)])
-    print(f"{short_seconds / 60:5.1f} min recording: wall {short['wall']:6.1f} s, RTF {short['wall'] / short_seconds:.4f}, "
-          f"peak RSS {short['rss_mb']:.0f} MB")
     print(f"{seconds / 60:5.1f} min recording: wall {long['wall']:6.1f} s, RTF {long['wall'] / seconds:.4f}, "
           f"peak RSS {long['rss_mb']:.0f} MB")
     print(f"{len(used)} clips one by one: wall {clips_run['wall']:6.1f} s, RTF {clips_run['wall'] / seconds:.4f}, "
-          f"peak RSS {clips_run['rss_mb']:.0f} MB")
-    print(f"ratios: long recording / clips one by one, wall {long['wall'] / clips_run['wall']:.2f}; "
-          f"peak RSS {seconds / 60:.0f} min / {short_seconds / 60:.0f} min {long['rss_mb'] / short['rss_mb']:.2f}")
+          f"peak RSS {clips_run['rss_mb']:.0f} MB; long recording / clips wall ratio {long['wall'] / clips_run['wall']:.2f}")
+    for minutes, other_seconds in others.items():
+        other = run([*transcribe, str(args.work / f"long_{minutes:g}min.wav")])
+        print(f"{other_seconds / 60:5.1f} min recording: wall {other['wall']:6.1f} s, RTF {other['wall'] / other_seconds:.4f}, "
+              f"peak RSS {other['rss_mb']:.0f} MB, {other['rss_mb'] / long['rss_mb']:.2f} x the {seconds / 60:.0f} min one")
 
     per_clip = " ".join(line.split("\t", 1)[1].strip() for line in clips_run["stdout"].splitlines())
     reference = " ".join(normalize_text(texts[clip.stem]) for clip in used)
