@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files",
-                       description="Transcribe audio files (any format soundfile reads, any rate and channel count).")
+                       description="Transcribe audio files (any format soundfile reads, any rate and channel count, any "
+                                   "length: long files are cut at pauses and decoded in batches).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",

@@ -70,9 +70,10 @@ def read_blocks(path: str | Path, sample_rate: int, block_seconds: float = 10.0)
             while True:
                 block = audio.read(block_frames, dtype="float32", always_2d=True)  # (n, channels)
                 last = block.shape[0] < block_frames  # a short (or empty) read: the end of the file
-                if not np.isfinite(block).all():
-                    raise AudioError(f"{path}: the audio holds NaN or infinite samples "
-                                     f"(after {done / info.sample_rate:.1f} s)")
+                finite = np.isfinite(block).all(axis=1)  # (n,)
+                if not finite.all():
+                    at = (done + int(np.argmin(finite))) / info.sample_rate
+                    raise AudioError(f"{path}: the audio holds NaN or infinite samples (at {at:.2f} s)")
                 mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]  # (n,)
                 if resampler is not None:
                     mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)

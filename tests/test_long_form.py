@@ -118,6 +118,20 @@ def test_silence_yields_no_segment():
     assert list(split_at_pauses(quiet.split(8000), 8000)) == []
 
 
+def test_a_long_file_broken_midway_is_named_and_the_other_files_still_come_out(untrained_model, fsdd_clips, tmp_path):
+    broken = np.random.default_rng(3).normal(0, 0.1, 40 * 8000).astype(np.float32)
+    broken[25 * 8000] = np.nan
+    soundfile.write(tmp_path / "broken.wav", broken, 8000, subtype="FLOAT")
+    soundfile.write(tmp_path / "long.wav", np.tile(soundfile.read(fsdd_clips / "3_theo_10.wav")[0], 80), 8000)
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", str(tmp_path / "broken.wav"), str(tmp_path / "long.wav"),
+         "--model", str(untrained_model)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "broken.wav: the audio holds NaN or infinite samples (at 25.00 s)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(tmp_path / "long.wav")]
+
+
 # --- end to end with a model trained on yesno (8 kHz) in a fixture --------------------------------
 
 
