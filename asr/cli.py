@@ -150,7 +150,7 @@ def _cmd_transcribe(args) -> int:
     failures, rows = 0, []
     for path in args.files:
         try:
-            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=True)
+            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=sys.stderr.isatty())
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
