@@ -188,7 +188,7 @@ def _cmd_transcribe(args) -> int:
     failures, rows = 0, []
     for path in args.files:
         try:
-            transcript = transcribe_file(model, path, decoder, timestamps=timestamps)
+            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=sys.stderr.isatty())
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
@@ -417,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("transcribe", help="print the transcript of audio files",
-                       description="Transcribe audio files (any format soundfile reads, any rate and channel count).")
+                       description="Transcribe audio files (any format soundfile reads, any rate and channel count, any "
+                                   "length: long files are cut at pauses and decoded in batches).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--model", help="model.pt or an experiment folder (default: the English model that ships with asr, "
                                    "decoded with its tuned beam search and word LM)")

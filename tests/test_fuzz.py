@@ -3,7 +3,8 @@ it, every good item still gets its result, and no traceback reaches the user.
 
 The broken files: random bytes named .wav, a header cut short, zero bytes, a WAV with no
 frames, NaN and infinite float samples, headers claiming 1 Hz and 10 MHz, two hours of
-silence (FLAC, so the file is 180 kB) and a folder named like a file. The broken
+silence (FLAC, so the file is 180 kB; too long for training and evaluation, while
+`transcribe` streams it) and a folder named like a file. The broken
 manifest lines: invalid JSON, a JSON array, missing fields, wrong types, NaN duration,
 duplicate ids, bytes that are not UTF-8, and transcripts without a usable character.
 """
@@ -95,16 +96,19 @@ def hostile(tmp_path_factory, fsdd_clips):
 
 def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, fsdd_clips, tmp_path):
     folder, broken = hostile
+    long_silence = folder / "two_hours_silence.flac"  # transcribe streams long files: an empty transcript
+    broken = {name: why for name, why in broken.items() if name != long_silence.name}
     data_cut = tmp_path / "data_cut.wav"  # the header promises more samples than the file holds: readable
     data_cut.write_bytes((fsdd_clips / "1_jackson_11.wav").read_bytes()[:44 + 1000])
     silence = tmp_path / "five_minutes_silence.wav"  # long, but within what is decoded in one piece
     write_silence(silence, 300)
-    good = [fsdd_clips / "0_george_10.wav", data_cut, silence, fsdd_clips / "8_theo_13.wav"]
+    good = [fsdd_clips / "0_george_10.wav", data_cut, silence, fsdd_clips / "8_theo_13.wav", long_silence]
     files = [good[0], *(folder / name for name in list(broken)[:5]), good[1], good[2],
-             *(folder / name for name in list(broken)[5:]), good[3]]
+             *(folder / name for name in list(broken)[5:]), good[3], good[4]]
     result = asr("transcribe", *files, "--model", model)
     assert result.returncode == 1
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(path) for path in good]
+    assert result.stdout.splitlines()[-1] == f"{long_silence}\t"  # two hours of silence: no words
     errors = result.stderr.splitlines()
     assert len(errors) == len(broken), result.stderr
     for line, (name, message) in zip(errors, broken.items()):
