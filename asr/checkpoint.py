@@ -38,6 +38,9 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, out)
             out.flush()
             os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes files private; a model is as readable as any file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """The default English model's corpus, its export and its use as the default model."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -49,6 +50,9 @@ def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(un
     (untrained_model / "lm" / "lexicon.txt").write_text("a a |\n")
     store_decoder_settings(untrained_model, {"kind": "beam", "lm": str(lm), "lexicon": str(lm.parent / "lexicon.txt"), "lm_weight": 0.7})
     target = export_model(untrained_model, tmp_path / "ship", half=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file, not private
     assert sorted(p.name for p in target.parent.iterdir()) == ["lexicon.txt", "model.pt", "words.arpa"]
     assert target.stat().st_size < 0.7 * (untrained_model / "model.pt").stat().st_size
     original, shipped = load_model(untrained_model), load_model(target)
@@ -63,15 +67,23 @@ def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(un
 
 
 def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd_clips, tmp_path):
-    clip = sorted(fsdd_clips.glob("*.wav"))[0]
-    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(clip)], capture_output=True, text=True, timeout=120)
+    # FSDD file indices 0-4 are the shipped model's test split: it never trained on these clips
+    clips = sorted(fsdd_clips.glob("*_[0-4].wav"))
+    assert len(clips) == 100
+    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", *map(str, clips)],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    digit = clip.name.split("_")[0]
-    assert result.stdout.strip() == normalize_text(digit)  # the shipped model knows its digits
+    heard = dict(line.split("\t") for line in result.stdout.splitlines())
+    correct = [c for c in clips if heard[str(c)] == normalize_text(c.name.split("_")[0])]
+    assert len(correct) >= 85  # measured: 92 of 100 (recipes/english/README.md)
+
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": str(clip), "text": digit, "duration": 1.0}) + "\n")
+    manifest.write_text("".join(
+        json.dumps({"audio_filepath": str(c), "text": c.name.split("_")[0], "duration": 1.0}) + "\n" for c in clips[:20]
+    ))
     result = subprocess.run([sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert summary["wer"] == 0.0 and "pretrained" in summary["model"]
+    assert summary["wer"] <= 0.25 and "pretrained" in summary["model"]
+    assert summary["decoder"]["kind"] == "beam"  # with its word LM and lexicon, as tuned

@@ -29,7 +29,7 @@ SYNTH_LJSPEECH=${SYNTH_LJSPEECH:-800}
 SYNTH_LJSPEECH_MORE=${SYNTH_LJSPEECH_MORE:-2000}
 SYNTH_AN4=${SYNTH_AN4:-1000}
 SYNTH_PHRASES=${SYNTH_PHRASES:-1200}
-LM_ORDER=${LM_ORDER:-3}
+LM_ORDER=${LM_ORDER:-2}
 TEST_SETS="ljspeech an4 fsdd"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
