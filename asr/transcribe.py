@@ -153,10 +153,12 @@ def _decode(model: PackagedModel, decoder, segments: list[Segment], log_probs: t
     for segment, hypotheses, row, length in zip(segments, decoder.decode(log_probs, lengths), log_probs,
                                                 lengths.tolist()):
         start = segment.start_seconds(rate)
+        end = start + len(segment.samples) / rate
         words = []
-        if timestamps:
+        if timestamps:  # the last frame may reach past the audio: times are clipped to the segment
             spans = align_words(row[:length], hypotheses[0].text, model.tokenizer)
-            words = [Word(s.word, round(start + s.start * step, 3), round(start + s.end * step, 3)) for s in spans]
-        text = SegmentText(round(start, 3), round(start + len(segment.samples) / rate, 3), hypotheses[0].text)
+            words = [Word(s.word, round(min(start + s.start * step, end), 3), round(min(start + s.end * step, end), 3))
+                     for s in spans]
+        text = SegmentText(round(start, 3), round(end, 3), hypotheses[0].text)
         results.append((text, hypotheses, words))
     return results

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-import pytest
+import soundfile
 import torch
 
 from asr.checkpoint import load_model, store_decoder_settings
@@ -87,3 +87,14 @@ def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["wer"] <= 0.25 and "pretrained" in summary["model"]
     assert summary["decoder"]["kind"] == "beam"  # with its word LM and lexicon, as tuned
+
+
+def test_word_times_stay_inside_the_audio(fsdd_clips):
+    clip = fsdd_clips / "7_theo_0.wav"
+    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(clip), "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    duration = soundfile.info(str(clip)).duration
+    assert row["text"] == "seven" and row["words"]
+    assert all(0 <= w["start"] <= w["end"] <= duration + 1e-3 for w in row["words"])
