@@ -292,6 +292,8 @@ def build_lm(
 
     if units not in ("words", "tokens"):
         raise AsrError(f"units must be 'words' or 'tokens', not {units!r}")
+    if order < 2:
+        raise AsrError(f"order {order}: the beam decoder's KenLM cannot load a unigram model; use order 2 or more")
     tokenizer = tokenizer or CharTokenizer()
     sentences = [normalize_text(line) for path in text_files for line in read_sentences(path)]
     sentences = [s for s in sentences if s]

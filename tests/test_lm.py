@@ -158,6 +158,17 @@ def test_text_that_is_not_utf8_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "bad.txt: not UTF-8" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_unigram_lm_is_refused_up_front(tmp_path):
+    text = _write(tmp_path / "t.txt", "one two\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "lm", "build", "--text", str(text), "--order", "1", "--out", str(tmp_path / "x.arpa")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "cannot load a unigram model" in result.stderr
+    assert "Traceback" not in result.stderr and "a bug in asr" not in result.stderr
+    assert not (tmp_path / "x.arpa").exists()
+
+
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
