@@ -37,6 +37,7 @@ FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 RATE_RANGE = (0.85, 1.2)  # speaking-rate factors drawn uniformly for each synthesized sentence
 ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng base pitch (0-99, default 50) drawn uniformly
+MAX_REDRAWS = 100  # draws of a voice setting not yet used for the same text before a repeat is allowed
 ESPEAK_DEFAULT_WPM = 175
 
 
@@ -92,18 +93,25 @@ def missing_engines(engines: Iterable[str]) -> dict[str, str]:
 def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int) -> list[tuple[str, Voice]]:
     """``per_text`` (text, voice) pairs per text. Engines take turns, so each gets an equal share
     even though espeak-ng has hundreds of voices and flite four; the voice within the engine,
-    its rate and (espeak-ng) its pitch are drawn from ``seed``."""
+    its rate and (espeak-ng) its pitch are drawn from ``seed``. A voice setting already drawn for
+    the same text is drawn again, so no two pairs make the same clip."""
     rng = random.Random(seed)
     pools = {engine: voice_pool([engine]) for engine in engines}
     pairs = []
     turn = 0
     for text in texts:
+        drawn: set[Voice] = set()
         for _ in range(per_text):
             engine = engines[turn % len(engines)]
             turn += 1
-            voice = rng.choice(pools[engine])
-            pitch = rng.randint(*ESPEAK_PITCH_RANGE) if engine == "espeak-ng" else None
-            pairs.append((text, Voice(engine, voice.name, round(rng.uniform(*RATE_RANGE), 2), pitch)))
+            for _attempt in range(MAX_REDRAWS):
+                voice = rng.choice(pools[engine])
+                pitch = rng.randint(*ESPEAK_PITCH_RANGE) if engine == "espeak-ng" else None
+                candidate = Voice(engine, voice.name, round(rng.uniform(*RATE_RANGE), 2), pitch)
+                if candidate not in drawn:
+                    break
+            drawn.add(candidate)
+            pairs.append((text, candidate))
     return pairs
 
 

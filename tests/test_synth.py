@@ -28,6 +28,12 @@ def test_engines_take_turns_and_draws_are_seeded():
     assert len(voice_pool(["espeak-ng"])) > 300
 
 
+def test_many_readings_of_one_text_never_repeat_a_clip():
+    # flite and festival have 7 voices between them: 100 readings of "seven" must still differ in rate
+    pairs = assign_voices(["seven"], ["flite", "festival"], per_text=100, seed=0)
+    assert len({clip_name(text, voice) for text, voice in pairs}) == 100
+
+
 def test_the_cache_key_changes_with_every_voice_setting():
     voice = Voice("espeak-ng", "en-us+m3", 1.0, 50)
     names = {
