@@ -36,6 +36,7 @@ from asr.align import align_words
 from asr.checkpoint import MODEL_FILENAME, atomic_save, package
 from asr.config import dump_toml, to_plain_dict
 from asr.data import SpeechDataset, read_manifest
+from asr.decode import greedy_decode
 from asr.distributed import DistributedContext
 from asr.errors import AsrError
 from asr.features import LogMel, RunningStatistics
@@ -118,9 +119,11 @@ def refresh_word_cuts(
     device: str,
     context: DistributedContext = DistributedContext(),
 ) -> int:
-    """Align every multi-word training utterance with the current model and store the
-    sample positions between its words in ``dataset.word_cuts``; returns how many aligned.
-    Each process aligns its share of the utterances and all processes get every result."""
+    """Align every multi-word training utterance that the current model already transcribes
+    exactly (greedy) and store the sample positions between its words in ``dataset.word_cuts``;
+    returns how many aligned. A model that still gets an utterance wrong would misplace the
+    cuts, and crops with the wrong words would undo training. Each process aligns its share
+    of the utterances and all processes get every result."""
     hop = dataset.log_mel.config.hop_length * network.config.subsampling  # samples per output frame
     network.eval()
     cuts: dict[int, list[int]] = {}
@@ -135,7 +138,9 @@ def refresh_word_cuts(
             except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
                 continue
             features = dataset.log_mel(waveform)[None]  # (1, T, F)
-            log_probs, _ = network(features.to(device), torch.tensor([features.shape[1]], device=device))
+            log_probs, lengths = network(features.to(device), torch.tensor([features.shape[1]], device=device))
+            if greedy_decode(log_probs.cpu(), lengths.cpu(), tokenizer)[0] != text:
+                continue
             spans = align_words(log_probs[0].cpu(), text, tokenizer)
             if len(spans) == len(text.split()):
                 cuts[index] = [hop * (left.end + right.start) // 2 for left, right in zip(spans, spans[1:])]

@@ -1,6 +1,8 @@
 # Shared by recipes/<corpus>/run.sh: option parsing and the standard stages.
 # A recipe sets CORPUS (and optionally TEST_SPLIT, DEV_SPLIT, PREPARE_ARGS, DOWNLOAD_ARGS, DEFAULT_CONFIG,
-# LM_TEXT_NAME, LM_ORDER), then sources this file.
+# LM_TEXT_NAME, LM_ORDER, TRAIN_SEEDS with FIT_WER), then sources this file.
+# TRAIN_SEEDS with FIT_WER: seeds tried in turn until a run's best dev WER is at most FIT_WER (a
+# fraction); for recipes whose dev set is the training set, it restarts a run that failed to fit it.
 #
 #   --stage N / --stop-stage N   run stages N..M only (0 download, 1 prepare, 2 train, 3 language model,
 #                                4 evaluate: greedy, beam+lexicon, beam+lexicon+LM; 5 transcribe an example)
@@ -66,9 +68,23 @@ if run_stage 1; then
   asr prepare "$CORPUS" --src "$src" --out "$data" $PREPARE_ARGS
 fi
 
+fits() {  # exit 0 when the best dev WER in $exp/history.json is at most $1
+  "$python" -c 'import json, sys
+sys.exit(min(e["dev_wer"] for e in json.load(open(sys.argv[1]))) > float(sys.argv[2]))' "$exp/history.json" "$1"
+}
+
 if run_stage 2; then
-  log "2: train -> $exp"
-  asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp"
+  if [ -z "${TRAIN_SEEDS:-}" ]; then
+    log "2: train -> $exp"
+    asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp"
+  else
+    for seed in $TRAIN_SEEDS; do
+      log "2: train -> $exp (seed $seed)"
+      asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp" --seed "$seed"
+      fits "$FIT_WER" && break
+      echo "WARNING: seed $seed: best $DEV_SPLIT WER above $FIT_WER, the model did not fit; next seed" >&2
+    done
+  fi
 fi
 
 lm_dir="$exp/lm"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,31 @@ def test_word_timestamps_match_the_pauses_between_words(yesno_recipe, shared_dat
     assert compared >= 10
     # CTC fires a little after a word's onset and stops before its tail: measured mean 0.04 s, 95 % <= 0.1 s
     assert errors.mean() <= 0.06 and np.percentile(errors, 90) <= 0.1, (errors.mean(), np.percentile(errors, 90))
+
+
+def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_both_decoders(tmp_path):
+    """recipes/fsdd/loso.sh on the embedded demo clips: one held-out speaker, a one-epoch model."""
+    engines = ("espeak-ng", "flite", "text2wave")
+    synth_per_digit = 2 if all(shutil.which(e) for e in engines) else 0
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        '[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\nhidden_size = 16\n'
+        "[train]\nepochs = 1\nbatch_size = 32\n"
+    )
+    result = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "fsdd" / "loso.sh"), "--src", str(ROOT / "data" / "fsdd_demo"),
+         "--exp", str(tmp_path / "loso"), "--config", str(config), "--speakers", "theo",
+         "--synth-per-digit", str(synth_per_digit), "--python", sys.executable],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = tmp_path / "loso" / "theo" / "data"
+    real = (data / "train.jsonl").read_text().splitlines()
+    combined = (data / "train_all.jsonl").read_text().splitlines()
+    assert len(combined) == len(real) + 10 * synth_per_digit
+    assert not any('"theo"' in line for line in real + combined)
+    for evaluation, decoder in (("eval_unseen", "greedy"), ("eval_unseen_beam", "beam")):
+        summary = json.loads((tmp_path / "loso" / "theo" / evaluation / "summary.json").read_text())
+        assert summary["num_utterances"] == 130 and summary["decoder"]["kind"] == decoder
+    results = (tmp_path / "loso" / "RESULTS.md").read_text()
+    assert "eval_unseen |" in results and "eval_unseen_beam |" in results

@@ -7,12 +7,12 @@ import torch
 
 from asr.augment import AugmentConfig
 from asr.checkpoint import load_model, safe_load
-from asr.data import Utterance, write_manifest
+from asr.data import SpeechDataset, Utterance, write_manifest
 from asr.evaluate import evaluate
 from asr.experiment import ExperimentConfig
 from asr.features import FeatureConfig
 from asr.model import ModelConfig
-from asr.train import TrainConfig, train
+from asr.train import TrainConfig, refresh_word_cuts, train
 from asr.transcribe import transcribe_file
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
@@ -84,3 +84,17 @@ def test_bf16_autocast_trains_on_cpu_close_to_fp32(manifest, tmp_path):
         train(replace(full, train=replace(full.train, precision="fp16", device="cpu")), manifest, manifest, tmp_path / "x")
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
         TrainConfig(precision="fp8")
+
+
+def test_word_cuts_come_only_from_utterances_the_model_already_gets_right(shared_data, untrained_model):
+    """Cropping with cuts from a model that cannot yet transcribe an utterance would pair audio
+    with the wrong words; such utterances are left uncropped."""
+    folder = shared_data / "yesno" / "waves_yesno"
+    names = sorted(p.stem for p in folder.glob("*.wav"))[:3]
+    utts = [Utterance(str(folder / f"{n}.wav"), " ".join("yes" if b == "1" else "no" for b in n.split("_")), 6.0)
+            for n in names]  # fmt: skip
+    model = load_model(untrained_model)
+    dataset = SpeechDataset(utts, model.log_mel, model.tokenizer)
+    dataset.word_cuts[0] = [1, 2, 3]  # stale cuts from an earlier epoch are dropped too
+    assert refresh_word_cuts(model.network, dataset, model.tokenizer, "cpu") == 0
+    assert dataset.word_cuts == {}
