@@ -95,3 +95,21 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_bot
         assert summary["num_utterances"] == 130 and summary["decoder"]["kind"] == decoder
     results = (tmp_path / "loso" / "RESULTS.md").read_text()
     assert "eval_unseen |" in results and "eval_unseen_beam |" in results
+
+
+def test_a_run_that_does_not_fit_its_training_files_is_restarted_with_the_next_seed(shared_data, tmp_path):
+    """yesno's run.sh tries TRAIN_SEEDS in turn while the best WER on the training files is above FIT_WER."""
+    config = tmp_path / "one_epoch.toml"
+    config.write_text("[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\nhidden_size = 8\n"
+                      "[train]\nepochs = 1\nbatch_size = 8\n")  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, "TRAIN_SEEDS": "3 4"}
+    result = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "yesno" / "run.sh"), "--src", str(shared_data / "yesno"),
+         "--config", str(config), "--stop-stage", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage 2: train -> exp/yesno (seed 3)" in result.stderr
+    assert "WARNING: seed 3: best train WER above 0.05" in result.stderr  # one epoch cannot fit 31 files
+    assert "stage 2: train -> exp/yesno (seed 4)" in result.stderr
+    assert (tmp_path / "exp" / "yesno" / "train.log").read_text().count("epoch 1: train loss") == 2
