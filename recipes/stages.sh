@@ -82,7 +82,7 @@ if run_stage 2; then
       log "2: train -> $exp (seed $seed)"
       asr train --config "$config" --train "$data/train.jsonl" --dev "$data/$DEV_SPLIT.jsonl" --exp "$exp" --seed "$seed"
       fits "$FIT_WER" && break
-      echo "WARNING: seed $seed: best $DEV_SPLIT WER above $FIT_WER, the model did not fit; next seed" >&2
+      echo "WARNING: seed $seed: best $DEV_SPLIT WER above $FIT_WER, the model did not fit (the next seed, if any, trains again)" >&2
     done
   fi
 fi
