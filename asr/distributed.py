@@ -12,6 +12,7 @@ The backend is NCCL when the processes train on CUDA (one GPU per process,
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -87,7 +88,15 @@ def start(context: DistributedContext, device: str) -> None:
 
 
 def stop(context: DistributedContext) -> None:
+    """Leave the process group and wait for its threads to end.
+
+    The caller must have dropped its DistributedDataParallel wrapper: the wrapper keeps the group
+    alive (DDP's own reference cycles until a garbage collection), and a gloo thread still
+    finishing a collective while Python shuts down aborts the process ("terminate called without
+    an active exception": 6 exits in 30 of the two-process test before this order was kept).
+    """
     if context.is_distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

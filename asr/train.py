@@ -208,10 +208,14 @@ def train(
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     distributed.start(context, device)
+    run = None
     try:
         with _ExperimentLog(exp_dir / "train.log") if context.is_main else _WarningsOnly():
-            return _Run(config, str(train_manifest), Path(dev_manifest), exp_dir, resume, context, device).run()
+            run = _Run(config, str(train_manifest), Path(dev_manifest), exp_dir, resume, context, device)
+            return run.run()
     finally:
+        if run is not None:
+            run.release_data_parallel()
         distributed.stop(context)
 
 
@@ -286,6 +290,11 @@ class _Run:
             self._restore(state)
         elif context.rank > 0:
             torch.manual_seed(tc.seed + 1000003 * context.rank)  # own dropout and SpecAugment masks
+
+    def release_data_parallel(self) -> None:
+        """Drop the DistributedDataParallel wrapper, which must not outlive its process group
+        (see ``distributed.stop``)."""
+        self.model = self.train_step = None
 
     def _new_epoch_totals(self) -> None:
         self.epoch_totals = {"loss": 0.0, "batches": 0, "nonfinite_loss": 0, "nonfinite_gradient": 0, "overflow": 0}

@@ -179,6 +179,7 @@ def _step_protocol_worker(rank, port, out_dir):
     outcomes.append(step(batch() if rank == 1 else None).status)  # process 0 has none (DDP rebuilds buckets)
     outcomes.append(step(batch() if rank == 1 else None, exhausted=rank == 0).status)  # process 0 ran out
     weights = torch.cat([p.detach().flatten() for p in network.parameters()])
+    del step, model  # the DDP wrapper must not outlive the process group (see asr.distributed.stop)
     stop(context)
     torch.save({"outcomes": outcomes, "unchanged": unchanged, "changed": changed, "weights": weights},
                f"{out_dir}/rank{rank}.pt")
