@@ -203,6 +203,8 @@ class SpeechDataset(Dataset):
         self._cache: dict[int, torch.Tensor] = {}
         self.word_cuts: dict[int, list[int]] = {}  # index -> sample positions between words
         self.failed: dict[str, str] = {}  # audio path -> reason
+        # (features (T, F), speaker) -> features; set by asr.speaker_norm.normalize_speakers
+        self.speaker_normalization = None
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -233,6 +235,8 @@ class SpeechDataset(Dataset):
         if self.augment is not None and index in self.word_cuts and rng.random() < self.augment.crop_prob:
             waveform, text = crop_to_words(waveform, text, self.word_cuts[index], rng)
         features, targets = featurize(waveform, text, self.log_mel, self.tokenizer, self.augment, rng)
+        if self.speaker_normalization is not None:
+            features = self.speaker_normalization(features, utt.speaker)
         return features, targets, index
 
 

@@ -12,6 +12,7 @@ from asr.decode import DecoderConfig, build_decoder
 from asr.errors import AsrError
 from asr.inference import recognize
 from asr.report import ScoredUtterance, write_reports
+from asr.speaker_norm import normalize_speakers
 from asr.text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def evaluate(
     if not utterances:
         raise AsrError(f"{manifest}: no usable utterances to evaluate")
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)
+    normalize_speakers(dataset, model.network, progress)
     decoder = build_decoder(decoder_config, model.tokenizer)
     started = time.perf_counter()
     result = recognize(model.network, dataset, model.tokenizer, progress=progress, decoder=decoder)

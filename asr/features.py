@@ -10,7 +10,7 @@ import torchaudio
 from torch import nn
 
 
-NORMALIZATIONS = ("global", "utterance", "utterance_mean", "none")
+NORMALIZATIONS = ("global", "speaker", "utterance", "utterance_mean", "none")
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,10 @@ class FeatureConfig:
     win_ms: float = 25.0  # analysis window length in milliseconds
     hop_ms: float = 10.0  # frame shift in milliseconds
     n_fft: int = 0  # FFT size; 0 = the next power of two >= the window
-    normalization: str = "global"  # "global" (train-set CMVN), "utterance" (per-utterance CMVN),
-    # "utterance_mean" (per-utterance mean removal: cancels level and microphone colour), or "none"
+    normalization: str = "global"  # "global" (train-set CMVN), "speaker" (each labelled speaker by
+    # their own statistics, unlabelled audio by the global ones: asr.speaker_norm), "utterance"
+    # (per-utterance CMVN), "utterance_mean" (per-utterance mean removal: cancels level and
+    # microphone colour), or "none"
     log_floor: float = 1e-6  # added to mel power before the log, so silence stays finite
     dynamic_range_db: float = 0.0  # clamp log-mel energies to at most this far below the utterance's
     # loudest bin, so quiet and loud recordings share one floor; 0 = off (fixed absolute floor only)
@@ -91,7 +93,8 @@ class Normalizer(nn.Module):
     """Mean/variance normalisation of features ``(B, T, F)``.
 
     ``global``: statistics from the training set, kept as buffers so they travel
-    inside the packaged model. ``utterance``: each utterance by its own
+    inside the packaged model; ``speaker`` normalises the same way (the dataset has
+    already mapped each labelled speaker onto these statistics, see :mod:`asr.speaker_norm`). ``utterance``: each utterance by its own
     statistics over its valid frames. ``utterance_mean``: each utterance minus its own
     mean (level and channel colour cancel; the scale is kept). ``none``: identity.
     """
@@ -107,7 +110,7 @@ class Normalizer(nn.Module):
         self.std.copy_(std.clamp_min(1e-5))
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.mode == "global":
+        if self.mode in ("global", "speaker"):
             return (features - self.mean) / self.std
         if self.mode in ("utterance", "utterance_mean"):
             mask = (torch.arange(features.shape[1], device=features.device)[None, :] < lengths[:, None]).unsqueeze(-1)

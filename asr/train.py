@@ -44,6 +44,7 @@ from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
 from asr.plots import plot_training_curves
+from asr.speaker_norm import normalize_speakers
 from asr.text import Tokenizer, normalize_text
 from asr.train_state import load_state, random_states, restore_random_states, save_snapshot, save_state
 from asr.train_step import PRECISIONS, StepOutcome, TrainStep
@@ -137,7 +138,10 @@ def refresh_word_cuts(
                 waveform = dataset.waveform(index)
             except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
                 continue
-            features = dataset.log_mel(waveform)[None]  # (1, T, F)
+            features = dataset.log_mel(waveform)  # (T, F)
+            if dataset.speaker_normalization is not None:
+                features = dataset.speaker_normalization(features, utt.speaker)
+            features = features[None]  # (1, T, F)
             log_probs, lengths = network(features.to(device), torch.tensor([features.shape[1]], device=device))
             if greedy_decode(log_probs.cpu(), lengths.cpu(), tokenizer)[0] != text:
                 continue
@@ -253,7 +257,7 @@ class _Run:
         )
 
         network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
-        if config.features.normalization == "global" and state is None and context.is_main:
+        if config.features.normalization in ("global", "speaker") and state is None and context.is_main:
             # The other processes receive these statistics from the first one (below).
             features = self.data.statistics_features(tc.stats_utterances, tc.seed)
             network.normalizer.set_statistics(*feature_statistics(features, config.features.n_mels))
@@ -269,6 +273,12 @@ class _Run:
             distributed.broadcast_from_first(list(network.buffers()), context)
             device_ids = [torch.device(device).index] if device.startswith("cuda") else None
             self.model = DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
+        if config.features.normalization == "speaker":
+            if not isinstance(self.data, ManifestBatches):
+                raise AsrError('normalization = "speaker" needs every utterance of a speaker at hand: '
+                               "train from a manifest, not shards")
+            normalize_speakers(self.data.dataset, network, progress=context.is_main)
+            normalize_speakers(self.dev_set, network, progress=context.is_main)
 
         self.total_steps = tc.epochs * self.data.batches_per_epoch()
         self.optimizer = torch.optim.AdamW(network.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)

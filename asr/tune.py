@@ -14,6 +14,7 @@ from asr.decode import DecoderConfig, build_decoder
 from asr.errors import AsrError
 from asr.inference import batches, emissions
 from asr.metrics import error_counts
+from asr.speaker_norm import normalize_speakers
 from asr.text import normalize_text
 
 
@@ -48,6 +49,7 @@ def tune_lm(
         raise AsrError("tuning needs the beam decoder with an LM (give --lm)")
     utterances = read_manifest(manifest, skip_missing=True)
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)
+    normalize_speakers(dataset, model.network, progress)
     outputs: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []  # (indices, (B, T, V), (B,))
     model.network.eval()
     with torch.inference_mode():

@@ -1,0 +1,79 @@
+"""Per-speaker mean/variance normalisation (``[features] normalization = "speaker"``).
+
+Each speaker's log-mel features are standardised by that speaker's own statistics, taken
+over all of their utterances in the manifest being read (Kaldi's per-speaker CMVN). This
+cancels what a voice and its microphone add to every frame (level, spectral tilt, channel
+colour) from many utterances, not from the few hundred frames of one word, which would
+also remove part of the word itself.
+
+The model still carries global statistics (pooled over the training set), so it runs on
+audio with no speaker label, such as ``asr transcribe FILE``. To share one network between
+the two, a labelled speaker's features are mapped onto the global statistics before the
+model's own normalisation: ``x' = (x - mean_s) / std_s * std_g + mean_g``, which the model
+turns into ``(x - mean_s) / std_s``.
+
+The statistics of a test speaker come from that speaker's test audio (no transcripts); the
+statistics are over un-augmented features.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from tqdm import tqdm
+
+from asr.data import SpeechDataset
+from asr.errors import AsrError
+from asr.features import RunningStatistics
+from asr.model import AcousticModel
+
+log = logging.getLogger(__name__)
+
+
+class SpeakerNormalization:
+    """Maps a labelled speaker's features ``(T, F)`` onto the global statistics (see the module)."""
+
+    def __init__(self, statistics: dict[str, tuple[torch.Tensor, torch.Tensor]], target_mean: torch.Tensor,
+                 target_std: torch.Tensor):
+        self.statistics = statistics  # speaker -> (mean (F,), std (F,)) of their un-augmented features
+        self.target_mean = target_mean.detach().cpu()  # (F,) the model's global mean
+        self.target_std = target_std.detach().cpu()  # (F,) the model's global standard deviation
+
+    def __call__(self, features: torch.Tensor, speaker: str | None) -> torch.Tensor:
+        if speaker not in self.statistics:
+            return features  # unlabelled: the model's global statistics apply as they are
+        mean, std = self.statistics[speaker]
+        return (features - mean) / std * self.target_std + self.target_mean
+
+
+def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Mean and standard deviation ``(F,)`` of each labelled speaker's un-augmented features
+    over all of their readable utterances in ``dataset`` (the audio stays cached in it)."""
+    accumulators: dict[str, RunningStatistics] = {}
+    for index, utt in enumerate(tqdm(dataset.utterances, desc="speaker statistics", disable=not progress,
+                                     leave=False, unit="utt")):
+        if utt.speaker is None:
+            continue
+        try:
+            waveform = dataset.waveform(index)
+        except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
+            continue
+        with torch.no_grad():
+            features = dataset.log_mel(waveform)  # (T, F)
+        accumulators.setdefault(utt.speaker, RunningStatistics(features.shape[-1])).add(features)
+    return {speaker: (mean, std.clamp_min(1e-5)) for speaker, (mean, std) in
+            ((speaker, stats.result()) for speaker, stats in accumulators.items())}
+
+
+def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress: bool = False) -> None:
+    """Give ``dataset`` the per-speaker mapping when ``network`` was configured for it
+    (``normalization = "speaker"``); otherwise leave it as it is."""
+    if network.normalizer.mode != "speaker":
+        return
+    statistics = speaker_statistics(dataset, progress)
+    unlabelled = sum(utt.speaker is None for utt in dataset.utterances)
+    if unlabelled:
+        log.warning("%d of %d utterances have no speaker label: they keep the model's global statistics",
+                    unlabelled, len(dataset.utterances))
+    dataset.speaker_normalization = SpeakerNormalization(statistics, network.normalizer.mean, network.normalizer.std)
