@@ -1,0 +1,113 @@
+"""Per-speaker normalisation (``normalization = "speaker"``) on real FSDD clips."""
+
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+
+from asr.data import SpeechDataset, Utterance, write_manifest
+from asr.errors import AsrError
+from asr.experiment import ExperimentConfig, load_config
+from asr.features import FeatureConfig, LogMel
+from asr.model import AcousticModel, ModelConfig
+from asr.speaker_norm import normalize_speakers
+from asr.text import CharTokenizer
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def _utterances(clips: list[Path], speaker: str | None) -> list[Utterance]:
+    return [Utterance(str(p), DIGITS[int(p.name[0])], soundfile.info(str(p)).duration, speaker) for p in clips]
+
+
+def _network() -> AcousticModel:
+    torch.manual_seed(0)
+    features = FeatureConfig(sample_rate=8000, n_mels=40, normalization="speaker")
+    network = AcousticModel(len(CharTokenizer()), features, ModelConfig(hidden_size=8, num_layers=1))
+    network.normalizer.set_statistics(torch.linspace(-8, -2, 40), torch.linspace(1, 3, 40))  # "global" statistics
+    return network
+
+
+def _normalised(dataset: SpeechDataset, network: AcousticModel, indices) -> torch.Tensor:
+    """What the network's recurrent layers receive for ``indices``, frames stacked: ``(sum T, F)``."""
+    frames = []
+    for index in indices:
+        features = dataset[index][0]  # (T, F)
+        frames.append(network.normalizer(features[None], torch.tensor([features.shape[0]]))[0])
+    return torch.cat(frames)
+
+
+def test_each_speaker_is_standardised_by_their_own_statistics_and_unlabelled_audio_keeps_the_global_ones(
+    fsdd_clips, tmp_path
+):
+    george = sorted(fsdd_clips.glob("*_george_*.wav"))[:6]
+    # the same six takes, 12 dB louder, as a second "speaker" on another microphone gain
+    loud = []
+    for path in george:
+        audio, rate = soundfile.read(path, dtype="float32")
+        loud.append(tmp_path / path.name)  # digit first in the name, as in FSDD
+        soundfile.write(loud[-1], 4 * audio, rate, subtype="FLOAT")
+    jackson = sorted(fsdd_clips.glob("*_jackson_*.wav"))[:2]
+    utterances = _utterances(george, "george") + _utterances(loud, "loud") + _utterances(jackson, None)
+    network = _network()
+    dataset = SpeechDataset(utterances, LogMel(network.feature_config), CharTokenizer())
+    raw_loud_gap = torch.cat([dataset[i][0] - dataset[i + 6][0] for i in range(6)]).abs().mean()
+
+    normalize_speakers(dataset, network)
+
+    for indices in (range(0, 6), range(6, 12)):
+        frames = _normalised(dataset, network, indices)
+        assert torch.allclose(frames.mean(0), torch.zeros(40), atol=1e-4)
+        assert torch.allclose(frames.std(0, unbiased=False), torch.ones(40), atol=1e-3)
+    # The gain that separated the two copies (about ln 16 = 2.8 per bin) is gone, apart from the
+    # quietest bins where the log floor clips the softer copy.
+    normalised_gap = (_normalised(dataset, network, range(0, 6)) - _normalised(dataset, network, range(6, 12))).abs().mean()
+    assert raw_loud_gap > 2.0 and normalised_gap < 0.05 * raw_loud_gap
+    # unlabelled clips get exactly the global statistics, as `asr transcribe FILE` would
+    for index in (12, 13):
+        raw = dataset.log_mel(dataset.waveform(index))
+        expected = (raw - network.normalizer.mean) / network.normalizer.std
+        assert torch.allclose(_normalised(dataset, network, [index]), expected, atol=1e-5)
+
+
+def test_other_normalisations_leave_the_dataset_alone(fsdd_clips):
+    utterances = _utterances(sorted(fsdd_clips.glob("*_theo_*.wav"))[:2], "theo")
+    network = AcousticModel(len(CharTokenizer()), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=8))
+    dataset = SpeechDataset(utterances, LogMel(network.feature_config), CharTokenizer())
+    normalize_speakers(dataset, network)
+    assert dataset.speaker_normalization is None
+
+
+def _config(tmp_path) -> ExperimentConfig:
+    text = (
+        '[features]\nsample_rate = 8000\nn_mels = 40\nnormalization = "speaker"\n'
+        "[model]\nnum_layers = 1\nhidden_size = 16\n"
+        "[train]\nepochs = 1\nbatch_size = 4\nmax_batch_seconds = 10.0\n"
+    )
+    (tmp_path / "conf.toml").write_text(text)
+    return load_config(tmp_path / "conf.toml")
+
+
+def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(fsdd_clips, tmp_path):
+    from asr.checkpoint import load_model
+    from asr.evaluate import evaluate
+    from asr.shards import write_shards
+    from asr.train import train
+
+    clips = sorted(fsdd_clips.glob("*_nicolas_*.wav"))[:8] + sorted(fsdd_clips.glob("*_yweweler_*.wav"))[:8]
+    speakers = [p.name.split("_")[1] for p in clips]
+    utterances = [Utterance(u.audio_filepath, u.text, u.duration, s) for u, s in zip(_utterances(clips, None), speakers)]
+    write_manifest(tmp_path / "train.jsonl", utterances[2:8] + utterances[10:])
+    write_manifest(tmp_path / "dev.jsonl", utterances[:2] + utterances[8:10])
+    config = _config(tmp_path)
+    train(config, tmp_path / "train.jsonl", tmp_path / "dev.jsonl", tmp_path / "exp")
+    model = load_model(tmp_path / "exp")
+    assert model.network.feature_config.normalization == "speaker"
+    assert not torch.equal(model.network.normalizer.std, torch.ones(40))  # global statistics for unlabelled audio
+    summary = evaluate(model, tmp_path / "dev.jsonl", tmp_path / "eval")
+    assert summary["num_utterances"] == 4
+
+    write_shards(utterances, tmp_path / "shards", shard_size=8)
+    with pytest.raises(AsrError, match="train from a manifest, not shards"):
+        train(config, tmp_path / "shards", tmp_path / "dev.jsonl", tmp_path / "exp_shards")
