@@ -177,6 +177,7 @@ def _cmd_compare(args) -> int:
 def _cmd_transcribe(args) -> int:
     from asr.checkpoint import load_model
     from asr.decode import build_decoder
+    from asr.speaker_norm import one_speaker_normalization
     from asr.subtitles import group_words, to_srt, to_vtt
     from asr.transcribe import transcribe_file
 
@@ -185,10 +186,14 @@ def _cmd_transcribe(args) -> int:
     model = load_model(args.model)
     decoder = build_decoder(model.decoder_config(**_decoder_overrides(args)), model.tokenizer)
     timestamps = args.format != "txt"
+    speaker = None
+    if args.same_speaker:
+        speaker = one_speaker_normalization(args.files, model.network, model.log_mel)
     failures, rows = 0, []
     for path in args.files:
         try:
-            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=sys.stderr.isatty())
+            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=sys.stderr.isatty(),
+                                         speaker_normalization=speaker)
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
@@ -427,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "({file, text, words: [{word, start, end}]}, a list for several files); "
                         "srt/vtt: subtitles, words grouped into lines of at most 42 characters")
     p.add_argument("--output-dir", metavar="DIR", help="write DIR/<file stem>.<format> per input instead of stdout")
+    p.add_argument("--same-speaker", action="store_true",
+                   help='the files are all one speaker: normalise their features by that voice\'s own statistics, '
+                        'pooled over all of them (models trained with [features] normalization = "speaker"; '
+                        "without this flag such a model uses its training set's global statistics)")
     _add_decoder_options(p)
     p.add_argument("--nbest", type=int, help="hypotheses per file (json lists them as alternatives)")
     p.set_defaults(func=_cmd_transcribe)

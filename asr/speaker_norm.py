@@ -13,7 +13,8 @@ model's own normalisation: ``x' = (x - mean_s) / std_s * std_g + mean_g``, which
 turns into ``(x - mean_s) / std_s``.
 
 The statistics of a test speaker come from that speaker's test audio (no transcripts); the
-statistics are over un-augmented features.
+statistics are over un-augmented features. ``asr transcribe --same-speaker`` pools the
+statistics of all the files it is given.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from tqdm import tqdm
 
 from asr.data import SpeechDataset
 from asr.errors import AsrError
-from asr.features import RunningStatistics
+from asr.features import LogMel, RunningStatistics
 from asr.model import AcousticModel
+from asr.stream import read_blocks
 
 log = logging.getLogger(__name__)
+
+ONE_SPEAKER = "one speaker"  # the speaker of every file given to asr transcribe --same-speaker
 
 
 class SpeakerNormalization:
@@ -45,6 +49,11 @@ class SpeakerNormalization:
             return features  # unlabelled: the model's global statistics apply as they are
         mean, std = self.statistics[speaker]
         return (features - mean) / std * self.target_std + self.target_mean
+
+    @classmethod
+    def for_model(cls, statistics: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                  network: AcousticModel) -> "SpeakerNormalization":
+        return cls(statistics, network.normalizer.mean, network.normalizer.std)
 
 
 def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -76,4 +85,27 @@ def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress:
     if unlabelled:
         log.warning("%d of %d utterances have no speaker label: they keep the model's global statistics",
                     unlabelled, len(dataset.utterances))
-    dataset.speaker_normalization = SpeakerNormalization(statistics, network.normalizer.mean, network.normalizer.std)
+    dataset.speaker_normalization = SpeakerNormalization.for_model(statistics, network)
+
+
+def one_speaker_normalization(paths: list[str], network: AcousticModel, log_mel: LogMel,
+                              block_seconds: float = 10.0) -> SpeakerNormalization:
+    """The mapping for audio files that are all one speaker (``asr transcribe --same-speaker``),
+    by their pooled statistics; unreadable files are left out (transcription names them). The
+    speaker's name in the mapping is :data:`ONE_SPEAKER`."""
+    if network.normalizer.mode != "speaker":
+        raise AsrError(f'--same-speaker needs a model trained with normalization = "speaker" (this one uses '
+                       f'"{network.normalizer.mode}")')
+    stats = RunningStatistics(network.feature_config.n_mels)
+    for path in paths:
+        try:
+            for block in read_blocks(path, network.feature_config.sample_rate, block_seconds):
+                if len(block):
+                    with torch.no_grad():
+                        stats.add(log_mel(block))
+        except AsrError:
+            continue
+    if stats.count == 0:
+        return SpeakerNormalization({}, network.normalizer.mean, network.normalizer.std)
+    mean, std = stats.result()
+    return SpeakerNormalization.for_model({ONE_SPEAKER: (mean, std.clamp_min(1e-5))}, network)

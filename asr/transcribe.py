@@ -23,6 +23,7 @@ from asr.audio import load_audio
 from asr.checkpoint import PackagedModel
 from asr.decode import GreedyDecoder, Hypothesis
 from asr.segment import Segment, SegmenterConfig, split_at_pauses
+from asr.speaker_norm import ONE_SPEAKER, SpeakerNormalization
 from asr.stream import audio_info, read_blocks
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar (when asked for)
@@ -81,10 +82,12 @@ def transcribe_file(
     timestamps: bool = False,
     config: LongFormConfig = LongFormConfig(),
     progress: bool = False,
+    speaker_normalization: SpeakerNormalization | None = None,
 ) -> Transcript:
     """Transcribe one file (greedily unless ``decoder`` is given); ``timestamps`` adds word
     timings from a forced alignment of each segment's text to the model's frames. ``progress``
     shows a bar of audio seconds done (stderr) for files of ``PROGRESS_MIN_SECONDS`` or more.
+    ``speaker_normalization``: the file's speaker statistics (``asr transcribe --same-speaker``).
 
     While the network runs on one batch, a second thread decodes the previous one (the beam
     search and torch both release the GIL).
@@ -110,7 +113,7 @@ def transcribe_file(
             bar.update(round(sum(text.end - text.start for text, _, _ in batch), 1))
 
         for batch in _batches(segments, config.batch_size, config.pool_batches):
-            log_probs, lengths = _network(model, batch)
+            log_probs, lengths = _network(model, batch, speaker_normalization)
             pending.append(decoding.submit(_decode, model, decoder, batch, log_probs, lengths, timestamps))
             if len(pending) > 1:
                 collect(pending.popleft())
@@ -134,10 +137,13 @@ def _batches(segments: Iterable[Segment], size: int, pool_batches: int) -> Itera
 
 
 @torch.inference_mode()
-def _network(model: PackagedModel, segments: list[Segment]) -> tuple[torch.Tensor, torch.Tensor]:
+def _network(model: PackagedModel, segments: list[Segment],
+             speaker_normalization: SpeakerNormalization | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``segments`` as one padded batch through the network: log-probabilities ``(B, T', V)``
     and output lengths ``(B,)``."""
     features = [model.log_mel(s.samples) for s in segments]  # each (T_i, F)
+    if speaker_normalization is not None:
+        features = [speaker_normalization(f, ONE_SPEAKER) for f in features]
     lengths = torch.tensor([f.shape[0] for f in features])  # (B,)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)  # (B, T, F)
     return model.network(padded, lengths)

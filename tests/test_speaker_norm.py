@@ -89,25 +89,64 @@ def _config(tmp_path) -> ExperimentConfig:
     return load_config(tmp_path / "conf.toml")
 
 
-def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(fsdd_clips, tmp_path):
+@pytest.fixture(scope="module")
+def speaker_experiment(fsdd_clips, tmp_path_factory):
+    """One epoch of a small speaker-normalised model on two speakers: (folder, config, utterances)."""
+    from asr.train import train
+
+    folder = tmp_path_factory.mktemp("speaker_model")
+    clips = sorted(fsdd_clips.glob("*_nicolas_*.wav"))[:8] + sorted(fsdd_clips.glob("*_yweweler_*.wav"))[:8]
+    utterances = [Utterance(str(p), DIGITS[int(p.name[0])], soundfile.info(str(p)).duration, p.name.split("_")[1])
+                  for p in clips]
+    write_manifest(folder / "train.jsonl", utterances[2:8] + utterances[10:])
+    write_manifest(folder / "dev.jsonl", utterances[:2] + utterances[8:10])
+    config = _config(folder)
+    train(config, folder / "train.jsonl", folder / "dev.jsonl", folder / "exp")
+    return folder, config, utterances
+
+
+def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(speaker_experiment, tmp_path):
     from asr.checkpoint import load_model
     from asr.evaluate import evaluate
     from asr.shards import write_shards
     from asr.train import train
 
-    clips = sorted(fsdd_clips.glob("*_nicolas_*.wav"))[:8] + sorted(fsdd_clips.glob("*_yweweler_*.wav"))[:8]
-    speakers = [p.name.split("_")[1] for p in clips]
-    utterances = [Utterance(u.audio_filepath, u.text, u.duration, s) for u, s in zip(_utterances(clips, None), speakers)]
-    write_manifest(tmp_path / "train.jsonl", utterances[2:8] + utterances[10:])
-    write_manifest(tmp_path / "dev.jsonl", utterances[:2] + utterances[8:10])
-    config = _config(tmp_path)
-    train(config, tmp_path / "train.jsonl", tmp_path / "dev.jsonl", tmp_path / "exp")
-    model = load_model(tmp_path / "exp")
+    folder, config, utterances = speaker_experiment
+    model = load_model(folder / "exp")
     assert model.network.feature_config.normalization == "speaker"
     assert not torch.equal(model.network.normalizer.std, torch.ones(40))  # global statistics for unlabelled audio
-    summary = evaluate(model, tmp_path / "dev.jsonl", tmp_path / "eval")
+    summary = evaluate(model, folder / "dev.jsonl", tmp_path / "eval")
     assert summary["num_utterances"] == 4
 
     write_shards(utterances, tmp_path / "shards", shard_size=8)
     with pytest.raises(AsrError, match="train from a manifest, not shards"):
-        train(config, tmp_path / "shards", tmp_path / "dev.jsonl", tmp_path / "exp_shards")
+        train(config, tmp_path / "shards", folder / "dev.jsonl", tmp_path / "exp_shards")
+
+
+def test_transcribe_same_speaker_pools_the_statistics_of_every_readable_file(speaker_experiment, untrained_model,
+                                                                             tmp_path, capsys):
+    from asr.audio import load_audio
+    from asr.checkpoint import load_model
+    from asr.cli import main
+    from asr.features import RunningStatistics
+    from asr.speaker_norm import ONE_SPEAKER, one_speaker_normalization
+
+    folder, _, utterances = speaker_experiment
+    files = [utterances[0].audio_filepath, utterances[1].audio_filepath]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt nonsense")
+    model = load_model(folder / "exp")
+    expected = RunningStatistics(40)
+    for path in files:
+        expected.add(model.log_mel(load_audio(path, 8000)))
+    mapping = one_speaker_normalization([files[0], str(broken), files[1]], model.network, model.log_mel)
+    mean, std = mapping.statistics[ONE_SPEAKER]
+    assert torch.allclose(mean, expected.result()[0], atol=1e-4)
+    assert torch.allclose(std, expected.result()[1], atol=1e-4)
+
+    code = main(["transcribe", "--same-speaker", "--model", str(folder / "exp"), files[0], str(broken), files[1]])
+    out, err = capsys.readouterr()
+    assert code == 1 and str(broken) in err  # the unreadable file is named; the others are transcribed
+    assert [line.split("\t")[0] for line in out.splitlines()] == files
+    assert main(["transcribe", "--same-speaker", "--model", str(untrained_model), files[0]]) != 0
+    assert 'needs a model trained with normalization = "speaker"' in capsys.readouterr().err
