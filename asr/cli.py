@@ -435,7 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--same-speaker", action="store_true",
                    help='the files are all one speaker: normalise their features by that voice\'s own statistics, '
                         'pooled over all of them (models trained with [features] normalization = "speaker"; '
-                        "without this flag such a model uses its training set's global statistics)")
+                        "without this flag such a model uses its training set's global statistics). Give it "
+                        "several seconds of the voice: on FSDD's unseen speakers, ten clips (5 s) gave 15.6 %% WER, "
+                        "one clip alone 44 %%, no statistics 26 %% (recipes/fsdd/README.md)")
     _add_decoder_options(p)
     p.add_argument("--nbest", type=int, help="hypotheses per file (json lists them as alternatives)")
     p.set_defaults(func=_cmd_transcribe)
