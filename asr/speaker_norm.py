@@ -38,11 +38,11 @@ ONE_SPEAKER = "one speaker"  # the speaker of every file given to asr transcribe
 class SpeakerNormalization:
     """Maps a labelled speaker's features ``(T, F)`` onto the global statistics (see the module)."""
 
-    def __init__(self, statistics: dict[str, tuple[torch.Tensor, torch.Tensor]], target_mean: torch.Tensor,
-                 target_std: torch.Tensor):
-        self.statistics = statistics  # speaker -> (mean (F,), std (F,)) of their un-augmented features
-        self.target_mean = target_mean.detach().cpu()  # (F,) the model's global mean
-        self.target_std = target_std.detach().cpu()  # (F,) the model's global standard deviation
+    def __init__(self, statistics: dict[str, RunningStatistics], network: AcousticModel):
+        # speaker -> (mean (F,), std (F,)) of their un-augmented features
+        self.statistics = {speaker: _mean_std(stats) for speaker, stats in statistics.items()}
+        self.target_mean = network.normalizer.mean.detach().cpu()  # (F,) the model's global mean
+        self.target_std = network.normalizer.std.detach().cpu()  # (F,) the model's global standard deviation
 
     def __call__(self, features: torch.Tensor, speaker: str | None) -> torch.Tensor:
         if speaker not in self.statistics:
@@ -50,15 +50,15 @@ class SpeakerNormalization:
         mean, std = self.statistics[speaker]
         return (features - mean) / std * self.target_std + self.target_mean
 
-    @classmethod
-    def for_model(cls, statistics: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                  network: AcousticModel) -> "SpeakerNormalization":
-        return cls(statistics, network.normalizer.mean, network.normalizer.std)
+
+def _mean_std(stats: RunningStatistics) -> tuple[torch.Tensor, torch.Tensor]:
+    mean, std = stats.result()
+    return mean, std.clamp_min(1e-5)
 
 
-def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Mean and standard deviation ``(F,)`` of each labelled speaker's un-augmented features
-    over all of their readable utterances in ``dataset`` (the audio stays cached in it)."""
+def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[str, RunningStatistics]:
+    """Each labelled speaker's un-augmented features accumulated over all of their readable
+    utterances in ``dataset`` (the audio stays cached in it)."""
     accumulators: dict[str, RunningStatistics] = {}
     for index, utt in enumerate(tqdm(dataset.utterances, desc="speaker statistics", disable=not progress,
                                      leave=False, unit="utt")):
@@ -71,8 +71,7 @@ def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[s
         with torch.no_grad():
             features = dataset.log_mel(waveform)  # (T, F)
         accumulators.setdefault(utt.speaker, RunningStatistics(features.shape[-1])).add(features)
-    return {speaker: (mean, std.clamp_min(1e-5)) for speaker, (mean, std) in
-            ((speaker, stats.result()) for speaker, stats in accumulators.items())}
+    return accumulators
 
 
 def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress: bool = False) -> None:
@@ -85,7 +84,7 @@ def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress:
     if unlabelled:
         log.warning("%d of %d utterances have no speaker label: they keep the model's global statistics",
                     unlabelled, len(dataset.utterances))
-    dataset.speaker_normalization = SpeakerNormalization.for_model(statistics, network)
+    dataset.speaker_normalization = SpeakerNormalization(statistics, network)
 
 
 def one_speaker_normalization(paths: list[str], network: AcousticModel, log_mel: LogMel,
@@ -105,7 +104,4 @@ def one_speaker_normalization(paths: list[str], network: AcousticModel, log_mel:
                         stats.add(log_mel(block))
         except AsrError:
             continue
-    if stats.count == 0:
-        return SpeakerNormalization({}, network.normalizer.mean, network.normalizer.std)
-    mean, std = stats.result()
-    return SpeakerNormalization.for_model({ONE_SPEAKER: (mean, std.clamp_min(1e-5))}, network)
+    return SpeakerNormalization({ONE_SPEAKER: stats} if stats.count else {}, network)
