@@ -273,10 +273,7 @@ class _Run:
             distributed.broadcast_from_first(list(network.buffers()), context)
             device_ids = [torch.device(device).index] if device.startswith("cuda") else None
             self.model = DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
-        if config.features.normalization == "speaker":
-            if not isinstance(self.data, ManifestBatches):
-                raise AsrError('normalization = "speaker" needs every utterance of a speaker at hand: '
-                               "train from a manifest, not shards")
+        if config.features.normalization == "speaker":  # a manifest (training_batches refuses shards)
             normalize_speakers(self.data.dataset, network, progress=context.is_main)
             normalize_speakers(self.dev_set, network, progress=context.is_main)
 

@@ -152,6 +152,9 @@ def training_batches(
         tokenizer = build_tokenizer(tokenizer_config, [])
         if augment.crop_prob > 0:
             raise AsrError("word cropping (augment.crop_prob) needs random access: train from a manifest, not shards")
+        if log_mel.config.normalization == "speaker":
+            raise AsrError('normalization = "speaker" needs every utterance of a speaker at hand: '
+                           "train from a manifest, not shards")
         urls = expand_shard_spec(spec)
         if len(urls) < context.world_size and context.is_main:
             log.warning("%d shard(s) for %d processes: every process reads every shard", len(urls), context.world_size)
