@@ -34,7 +34,7 @@ def _cmd_synth(args) -> int:
     from tqdm import tqdm
 
     from asr.data import write_manifest
-    from asr.synth import assign_voices, synthesize
+    from asr.synth import assign_speakers, assign_voices, synthesize
 
     texts = []
     for path in args.text:
@@ -45,7 +45,10 @@ def _cmd_synth(args) -> int:
     if args.max_texts is not None and len(texts) > args.max_texts:
         texts = random.Random(args.seed).sample(texts, args.max_texts)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    pairs = assign_voices(texts, engines, args.per_text, args.seed)
+    if args.speakers is not None:
+        pairs = assign_speakers(texts, engines, args.speakers, args.seed)
+    else:
+        pairs = assign_voices(texts, engines, args.per_text, args.seed)
     progress = lambda it: tqdm(it, total=len(pairs), desc="synthesizing", unit="clip")  # noqa: E731
     utterances, failures = synthesize(pairs, Path(args.out), args.jobs, progress)
     for message in failures:
@@ -319,18 +322,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fsdd only: test on every clip of this speaker, train on the others")
     p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("synth", help="synthesize training speech with espeak-ng, flite and festival",
+    p = sub.add_parser("synth", help="synthesize training speech with espeak-ng, mbrola, flite and festival",
                        description="Read sentences aloud with many synthetic voices (voice, speaking rate and "
-                                   "pitch drawn per sentence) and write a manifest of the clips. Clips are cached "
-                                   "under OUT by a hash of text and voice: a second run only makes what is missing. "
-                                   "Needs the Debian packages espeak-ng, flite, festival, festvox-kallpc16k, "
-                                   "festvox-kdlpc16k, festvox-us-slt-hts for the engines asked for.")
+                                   "pitch drawn per sentence, or per speaker with --speakers) and write a manifest "
+                                   "of the clips. Clips are cached under OUT by a hash of text and voice: a second "
+                                   "run only makes what is missing. Needs the Debian packages espeak-ng, flite, "
+                                   "festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts for the "
+                                   "engines asked for; mbrola needs mbrola and its mbrola-* voices (components "
+                                   "contrib and non-free; the voices' licence forbids commercial use).")
     p.add_argument("--text", required=True, nargs="+", metavar="FILE", help="text files, one sentence per line")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files")
     p.add_argument("--manifest", metavar="FILE", help="manifest to write (default OUT/manifest.jsonl)")
     p.add_argument("--engines", default="espeak-ng,flite,festival",
-                   help="comma-separated engines, taking turns sentence by sentence (default: all three)")
-    p.add_argument("--per-text", type=int, default=1, metavar="N", help="voices reading each sentence (default 1)")
+                   help="comma-separated engines (espeak-ng, mbrola, flite, festival), taking turns sentence by "
+                        "sentence, or speaker by speaker (default: espeak-ng,flite,festival)")
+    voices = p.add_mutually_exclusive_group()
+    voices.add_argument("--per-text", type=int, default=1, metavar="N",
+                        help="voices reading each sentence, drawn anew for every sentence (default 1)")
+    voices.add_argument("--speakers", type=int, metavar="N",
+                        help="N voices that each read every sentence, so that each synthetic speaker has as "
+                             "much audio as a real one (for normalization = \"speaker\")")
     p.add_argument("--max-texts", type=int, metavar="N", help="synthesize a seeded random sample of N sentences")
     p.add_argument("--seed", type=int, default=0, help="seed for the sample and the voices (default 0)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,

@@ -1,4 +1,4 @@
-"""Synthesized training speech: sentences read by many voices of espeak-ng, flite and festival.
+"""Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite and festival.
 
 Each (sentence, voice) pair becomes one WAV file whose name is a hash of the
 voice settings and the text, so a second run finds what the first one made and
@@ -22,10 +22,16 @@ import soundfile
 from asr.data import Utterance
 from asr.errors import AsrError
 
+MBROLA_VOICES = (  # espeak-ng's English voices on MBROLA diphones recorded by real people (Debian contrib/non-free)
+    "mb-us1", "mb-us2", "mb-us3", "mb-en1",  # American and British English
+    "mb-af1-en", "mb-nl2-en", "mb-fr1-en", "mb-fr4-en", "mb-de1-en", "mb-de2-en", "mb-de3-en", "mb-de4-en",
+    "mb-de5-en", "mb-de6-en", "mb-gr2-en", "mb-hu1-en", "mb-pl1-en", "mb-ro1-en", "mb-sw1-en", "mb-sw2-en",
+)  # fmt: skip  (the -en voices read English with the phonemes of Afrikaans, Dutch, French, German, ...)
 ENGINE_PACKAGES = {  # engine -> (program it runs, Debian packages that provide it and its voices)
     "espeak-ng": ("espeak-ng", "espeak-ng"),
     "flite": ("flite", "flite"),
     "festival": ("text2wave", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
+    "mbrola": ("mbrola", "espeak-ng mbrola " + " ".join(f"mbrola-{v[3:6]}" for v in MBROLA_VOICES)),
 }
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots, whispers and croaks left out)
@@ -36,26 +42,30 @@ ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots,
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 RATE_RANGE = (0.85, 1.2)  # speaking-rate factors drawn uniformly for each synthesized sentence
-ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng base pitch (0-99, default 50) drawn uniformly
+ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng and mbrola base pitch (0-99, default 50) drawn uniformly
+PITCHED_ENGINES = ("espeak-ng", "mbrola")  # engines whose voices take a base pitch
 MAX_REDRAWS = 100  # draws of a voice setting not yet used for the same text before a repeat is allowed
 ESPEAK_DEFAULT_WPM = 175
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng", "flite" or "festival"
-    name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "slt" (flite), "kal_diphone" (festival)
+    engine: str  # "espeak-ng", "mbrola", "flite" or "festival"
+    name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "mb-us2" (mbrola), "slt" (flite),
+    # "kal_diphone" (festival)
     rate: float = 1.0  # speaking-rate factor: 1.2 speaks 20 % faster than the engine's default
-    pitch: int | None = None  # espeak-ng base pitch 0-99; None for engines without the setting
+    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; None for engines without the setting
 
     @property
     def speaker(self) -> str:
-        """The voice without its rate and pitch: what a manifest calls the speaker."""
-        return f"{self.engine}:{self.name}"
+        """The voice and its pitch, without the rate: what a manifest calls the speaker
+        ("espeak-ng:en-us+f3@p60"), since a pitch makes another voice while a speaker varies their rate."""
+        pitch = "" if self.pitch is None else f"@p{self.pitch}"
+        return f"{self.engine}:{self.name}{pitch}"
 
     def command(self, text_file: Path, wav: Path) -> list[str]:
         """The command line that reads ``text_file`` aloud into ``wav``."""
-        if self.engine == "espeak-ng":
+        if self.engine in PITCHED_ENGINES:  # mbrola voices are espeak-ng voices that speak through mbrola
             wpm = round(ESPEAK_DEFAULT_WPM * self.rate)
             pitch = [] if self.pitch is None else ["-p", str(self.pitch)]
             return ["espeak-ng", "-v", self.name, "-s", str(wpm), *pitch, "-f", str(text_file), "-w", str(wav)]
@@ -76,6 +86,8 @@ def voice_pool(engines: Iterable[str]) -> list[Voice]:
     for engine in engines:
         if engine == "espeak-ng":
             pool += [Voice(engine, f"{a}+{v}") for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS]
+        elif engine == "mbrola":
+            pool += [Voice(engine, name) for name in MBROLA_VOICES]
         elif engine == "flite":
             pool += [Voice(engine, name) for name in FLITE_VOICES]
         elif engine == "festival":
@@ -93,8 +105,8 @@ def missing_engines(engines: Iterable[str]) -> dict[str, str]:
 def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int) -> list[tuple[str, Voice]]:
     """``per_text`` (text, voice) pairs per text. Engines take turns, so each gets an equal share
     even though espeak-ng has hundreds of voices and flite four; the voice within the engine,
-    its rate and (espeak-ng) its pitch are drawn from ``seed``. A voice setting already drawn for
-    the same text is drawn again, so no two pairs make the same clip."""
+    its rate and its pitch (where the engine has one) are drawn from ``seed``. A voice setting
+    already drawn for the same text is drawn again, so no two pairs make the same clip."""
     rng = random.Random(seed)
     pools = {engine: voice_pool([engine]) for engine in engines}
     pairs = []
@@ -104,15 +116,53 @@ def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int
         for _ in range(per_text):
             engine = engines[turn % len(engines)]
             turn += 1
-            for _attempt in range(MAX_REDRAWS):
-                voice = rng.choice(pools[engine])
-                pitch = rng.randint(*ESPEAK_PITCH_RANGE) if engine == "espeak-ng" else None
-                candidate = Voice(engine, voice.name, round(rng.uniform(*RATE_RANGE), 2), pitch)
-                if candidate not in drawn:
-                    break
-            drawn.add(candidate)
-            pairs.append((text, candidate))
+            voice = _draw_unused(drawn, lambda: _with_rate(rng, _draw_speaker(rng, pools[engine])))
+            drawn.add(voice)
+            pairs.append((text, voice))
     return pairs
+
+
+def assign_speakers(texts: list[str], engines: list[str], speakers: int, seed: int) -> list[tuple[str, Voice]]:
+    """``speakers`` synthetic speakers (voice and pitch) that each read every text, at a rate
+    drawn per text: ``speakers * len(texts)`` pairs. Every speaker having read the same texts
+    gives per-speaker statistics (``normalization = "speaker"``) as much audio as a real
+    speaker's. Engines take turns speaker by speaker; an engine with fewer voices than its
+    turns (flite has four) repeats a voice, which then reads each text at more rates."""
+    rng = random.Random(seed)
+    pools = {engine: voice_pool([engine]) for engine in engines}
+    chosen: set[Voice] = set()
+    readings: dict[str, set[Voice]] = {text: set() for text in texts}  # the voice settings each text has had
+    pairs = []
+    for turn in range(speakers):
+        engine = engines[turn % len(engines)]
+        speaker = _draw_unused(chosen, lambda: _draw_speaker(rng, pools[engine]))
+        chosen.add(speaker)
+        for text in texts:
+            voice = _draw_unused(readings[text], lambda: _with_rate(rng, speaker))
+            readings[text].add(voice)
+            pairs.append((text, voice))
+    return pairs
+
+
+def _draw_speaker(rng: random.Random, pool: list[Voice]) -> Voice:
+    """A voice of ``pool`` at the default rate, with a drawn pitch where its engine takes one."""
+    voice = rng.choice(pool)
+    pitch = rng.randint(*ESPEAK_PITCH_RANGE) if voice.engine in PITCHED_ENGINES else None
+    return Voice(voice.engine, voice.name, 1.0, pitch)
+
+
+def _with_rate(rng: random.Random, speaker: Voice) -> Voice:
+    """``speaker`` at a drawn speaking rate."""
+    return Voice(speaker.engine, speaker.name, round(rng.uniform(*RATE_RANGE), 2), speaker.pitch)
+
+
+def _draw_unused(used: set[Voice], draw: Callable[[], Voice]) -> Voice:
+    """The first of up to ``MAX_REDRAWS`` draws not in ``used`` (the last draw if all were)."""
+    for _attempt in range(MAX_REDRAWS):
+        voice = draw()
+        if voice not in used:
+            break
+    return voice
 
 
 def clip_name(text: str, voice: Voice) -> str:

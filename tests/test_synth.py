@@ -1,5 +1,6 @@
 """Speech synthesis for training data: voice assignment, caching, failures, and the real engines."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import soundfile
 
 from asr.errors import AsrError
-from asr.synth import Voice, assign_voices, clip_name, synthesize, voice_pool
+from asr.synth import Voice, assign_speakers, assign_voices, clip_name, synthesize, voice_pool
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -32,6 +33,37 @@ def test_many_readings_of_one_text_never_repeat_a_clip():
     # flite and festival have 7 voices between them: 100 readings of "seven" must still differ in rate
     pairs = assign_voices(["seven"], ["flite", "festival"], per_text=100, seed=0)
     assert len({clip_name(text, voice) for text, voice in pairs}) == 100
+
+
+def test_each_synthetic_speaker_reads_every_text_in_one_voice_and_pitch():
+    digits = "zero one two three four five six seven eight nine".split()
+    engines = ["espeak-ng", "mbrola", "flite", "festival"]
+    pairs = assign_speakers(digits, engines, speakers=40, seed=3)
+    assert len(pairs) == 400 and len({clip_name(t, v) for t, v in pairs}) == 400  # no clip made twice
+    by_speaker: dict[str, list[tuple[str, Voice]]] = {}
+    for text, voice in pairs:
+        by_speaker.setdefault(voice.speaker, []).append((text, voice))
+    for speaker, readings in by_speaker.items():
+        texts = [t for t, _ in readings]
+        assert len(texts) % 10 == 0 and all(texts.count(d) == len(texts) // 10 for d in digits), speaker
+        assert len({v.rate for _, v in readings}) > 1  # a speaker varies their rate, not their pitch
+    engines_used = [v.engine for v in (v for _, v in pairs)]
+    assert {engines_used.count(e) for e in engines} == {100}  # engines take turns speaker by speaker
+    assert len([s for s in by_speaker if s.startswith("espeak-ng:")]) == 10  # distinct espeak-ng speakers
+    assert len([s for s in by_speaker if s.startswith("flite:")]) <= 4  # flite has four voices: repeats
+    assert all(v.pitch is not None for _, v in pairs if v.engine in ("espeak-ng", "mbrola"))
+    assert pairs == assign_speakers(digits, engines, speakers=40, seed=3)
+    assert pairs != assign_speakers(digits, engines, speakers=40, seed=4)
+
+
+def test_mbrola_voices_speak_through_espeak_ng_and_name_their_packages(monkeypatch, tmp_path):
+    command = Voice("mbrola", "mb-de2-en", 1.2, 40).command(Path("in.txt"), Path("out.wav"))
+    assert command[:3] == ["espeak-ng", "-v", "mb-de2-en"] and ["-p", "40"] == command[5:7]
+    assert Voice("mbrola", "mb-us1", 1.0, 40).speaker == "mbrola:mb-us1@p40"
+    assert {v.name for v in voice_pool(["mbrola"])} >= {"mb-us1", "mb-us2", "mb-us3", "mb-en1"}
+    monkeypatch.setattr(shutil, "which", lambda program: None)
+    with pytest.raises(AsrError, match=r"mbrola.*apt-get install .*mbrola-us1"):
+        synthesize([("hello", Voice("mbrola", "mb-us1", 1.0, 50))], tmp_path, jobs=1)
 
 
 def test_the_cache_key_changes_with_every_voice_setting():
@@ -67,7 +99,7 @@ def test_espeak_speaks_caches_and_one_failure_spares_the_others(tmp_path):
         assert len(audio) / rate == pytest.approx(utt.duration, abs=0.01)
         assert 0.5 < utt.duration < 5
         assert abs(audio).max() > 0.05  # speech, not silence
-    assert utterances[0].speaker == "espeak-ng:en-us+f3"
+    assert utterances[0].speaker == "espeak-ng:en-us+f3@p60"
     stamps = [Path(u.audio_filepath).stat().st_mtime_ns for u in utterances]
     again, _ = synthesize(pairs, tmp_path, jobs=2)
     assert [Path(u.audio_filepath).stat().st_mtime_ns for u in again] == stamps  # cached, not redone
@@ -86,3 +118,11 @@ def test_synth_command_writes_a_manifest_from_a_text_sample(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "clips" / "manifest.jsonl").read_text().splitlines()
     assert len(lines) == 4 and "4 utterances" in result.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "synth", "--text", str(text), "--max-texts", "3", "--engines", "espeak-ng",
+         "--speakers", "2", "--out", str(tmp_path / "clips"), "--manifest", str(tmp_path / "two.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    speakers = [json.loads(line)["speaker"] for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert len(speakers) == 6 and len(set(speakers)) == 2 and "6 utterances" in result.stdout

@@ -3,14 +3,17 @@
 # test on every clip of the held-out one, greedy and with beam search over the ten-word lexicon; then
 # write the per-speaker tables and the WER pooled over all of them to EXP/RESULTS.md.
 # Usage: recipes/fsdd/loso.sh --src ../shared/data/fsdd [--exp exp/fsdd_loso] [--config FILE]
-#          [--speakers "george jackson ..."] [--synth-per-digit N] [--python EXE]
-#   --synth-per-digit N   also train on each digit word read by N synthetic voices (espeak-ng, flite,
-#                         festival; default 100, 0 for the real speakers alone)
+#          [--speakers "george jackson ..."] [--synth-per-digit N | --synth-speakers N]
+#          [--synth-engines LIST] [--python EXE]
+#   --synth-per-digit N   also train on each digit word read by N synthetic voices drawn anew for
+#                         every reading (default 100, 0 for the real speakers alone)
+#   --synth-speakers N    instead: N synthetic speakers (voice and pitch) that each read all ten digits
+#   --synth-engines LIST  asr synth --engines (default espeak-ng,flite,festival; mbrola too if installed)
 set -euo pipefail
 recipe=$(cd "$(dirname "$0")" && pwd)
 src=""; exp="exp/fsdd_loso"; config="$recipe/conf.toml"; python="${PYTHON:-python3}"
 speakers="george jackson nicolas theo yweweler"
-synth_per_digit=100
+synth_per_digit=100; synth_speakers=0; synth_engines="espeak-ng,flite,festival"
 while [ $# -gt 0 ]; do
   case "$1" in
     --src) src=$2; shift 2 ;;
@@ -19,7 +22,9 @@ while [ $# -gt 0 ]; do
     --python) python=$2; shift 2 ;;
     --speakers) speakers=$2; shift 2 ;;
     --synth-per-digit) synth_per_digit=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --synth-speakers) synth_speakers=$2; shift 2 ;;
+    --synth-engines) synth_engines=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -27,12 +32,18 @@ done
 asr() { "$python" -m asr "$@"; }
 
 synth_manifest=""
-if [ "$synth_per_digit" -gt 0 ]; then
-  echo "== synthetic voices: $synth_per_digit readings of each digit word -> $exp/synth" >&2
+if [ "$synth_speakers" -gt 0 ]; then
+  voices=(--speakers "$synth_speakers"); what="$synth_speakers synthetic speakers reading each digit word"
+else
+  voices=(--per-text "$synth_per_digit"); what="$synth_per_digit synthetic readings of each digit word"
+fi
+if [ "$synth_speakers" -gt 0 ] || [ "$synth_per_digit" -gt 0 ]; then
+  echo "== $what -> $exp/synth" >&2
   mkdir -p "$exp/synth"
   printf '%s\n' zero one two three four five six seven eight nine > "$exp/synth/digits.txt"
   synth_manifest="$exp/synth/manifest.jsonl"
-  asr synth --text "$exp/synth/digits.txt" --out "$exp/synth" --per-text "$synth_per_digit" --manifest "$synth_manifest"
+  asr synth --text "$exp/synth/digits.txt" --out "$exp/synth" "${voices[@]}" --engines "$synth_engines" \
+    --manifest "$synth_manifest"
 fi
 
 for speaker in $speakers; do
