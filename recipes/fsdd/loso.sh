@@ -8,7 +8,7 @@
 #   --synth-per-digit N   also train on each digit word read by N synthetic voices drawn anew for
 #                         every reading (default 100, 0 for the real speakers alone)
 #   --synth-speakers N    instead: N synthetic speakers (voice and pitch) that each read all ten digits
-#   --synth-engines LIST  asr synth --engines (default espeak-ng,flite,festival; mbrola too if installed)
+#   --synth-engines LIST  asr synth --engines (default espeak-ng,flite,festival; also: mbrola)
 set -euo pipefail
 recipe=$(cd "$(dirname "$0")" && pwd)
 src=""; exp="exp/fsdd_loso"; config="$recipe/conf.toml"; python="${PYTHON:-python3}"
