@@ -70,7 +70,8 @@ def test_word_timestamps_match_the_pauses_between_words(yesno_recipe, shared_dat
 
 
 def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_both_decoders(tmp_path):
-    """recipes/fsdd/loso.sh on the embedded demo clips: one held-out speaker, a one-epoch model."""
+    """recipes/fsdd/loso.sh on the embedded demo clips: one held-out speaker, a one-epoch model;
+    then self_train.sh continues it on the speaker's clips as the model transcribed them."""
     # with espeak-ng installed, two synthetic speakers read all ten digits; without it, real speakers only
     synth_speakers = 2 if shutil.which("espeak-ng") else 0
     synth = ["--synth-speakers", "2", "--synth-engines", "espeak-ng"] if synth_speakers else ["--synth-per-digit", "0"]
@@ -98,6 +99,29 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_bot
         assert summary["num_utterances"] == 130 and summary["decoder"]["kind"] == decoder
     results = (tmp_path / "loso" / "RESULTS.md").read_text()
     assert "eval_unseen |" in results and "eval_unseen_beam |" in results
+
+    # self-training on theo's clips with index < 12, from their transcripts by the model; the rest is tested
+    result = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "fsdd" / "self_train.sh"), "--exp", str(tmp_path / "loso"),
+         "--speakers", "theo", "--epochs", "1", "--split-index", "12", "--control", "--python", sys.executable],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    work = tmp_path / "loso" / "theo" / "self_train"
+    adapt = [json.loads(line) for line in (work / "adapt_audio.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (work / "test_half.jsonl").read_text().splitlines()]
+    assert len(adapt) == 50 and len(test) == 80  # demo indices 0, 1, 5, 10, 11 | 12-19, ten digits each
+    transcripts = {h["id"]: h["text"] for h in map(json.loads, (work / "round1/transcripts/hyp.jsonl").open())}
+    trained_on = [json.loads(line) for line in (work / "round1" / "train.jsonl").read_text().splitlines()]
+    theo = {u["id"]: u["text"] for u in trained_on if u["speaker"] == "theo"}
+    assert theo == transcripts and set(theo) == {u["id"] for u in adapt}  # the model's words, not the references
+    history = json.loads((work / "round1" / "exp" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]  # one more epoch on top of loso.sh's one
+    for run in ("base", "round1", "control"):
+        for decoder in ("greedy", "beam"):
+            summary = json.loads((work / f"eval_{run}_{decoder}" / "summary.json").read_text())
+            assert summary["num_utterances"] == 80 and summary["decoder"]["kind"] == decoder
+    assert "round1, beam:" in (tmp_path / "loso" / "SELF_TRAIN.md").read_text()
 
 
 def test_a_run_that_does_not_fit_its_training_files_is_restarted_with_the_next_seed(shared_data, tmp_path):
