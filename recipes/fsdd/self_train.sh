@@ -60,7 +60,7 @@ continue_training() {  # from to train until
 
 evaluate_both() {  # model out-prefix
   asr evaluate --model "$1" --manifest "$work/test_half.jsonl" --out "$2_greedy" --decoder greedy
-  asr evaluate --model "$1" --manifest "$work/test_half.jsonl" --out "$2_beam" $lexicon
+  asr evaluate --model "$1" --manifest "$work/test_half.jsonl" --out "$2_beam" "${lexicon[@]}"
 }
 
 for speaker in $speakers; do
@@ -68,13 +68,13 @@ for speaker in $speakers; do
   [ -f "$fold/last.pt" ] || { echo "$fold/last.pt: no trained fold here (run loso.sh first)" >&2; exit 2; }
   echo "== self-training on $speaker's unlabelled clips" >&2
   mkdir -p "$work"
-  lexicon="--lm $fold/lm/words.arpa --lexicon $fold/lm/lexicon.txt --lm-weight 1 --word-score 0"
+  lexicon=(--lm "$fold/lm/words.arpa" --lexicon "$fold/lm/lexicon.txt" --lm-weight 1 --word-score 0)
   split_by_index "$fold/data/test.jsonl" "$work/adapt_audio.jsonl" "$work/test_half.jsonl"
   trained=$("$python" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$fold/history.json")
   evaluate_both "$fold/model.pt" "$work/eval_base"
   previous="$fold"; model="$fold/model.pt"
   for round in $(seq 1 "$rounds"); do
-    asr evaluate --model "$model" --manifest "$work/adapt_audio.jsonl" --out "$work/round$round/transcripts" $lexicon
+    asr evaluate --model "$model" --manifest "$work/adapt_audio.jsonl" --out "$work/round$round/transcripts" "${lexicon[@]}"
     transcribed_manifest "$work/adapt_audio.jsonl" "$work/round$round/transcripts/hyp.jsonl" "$work/round$round/adapt.jsonl"
     cat "$fold/data/train_all.jsonl" "$work/round$round/adapt.jsonl" > "$work/round$round/train.jsonl"
     until=$((trained + round * epochs))
