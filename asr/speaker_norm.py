@@ -20,6 +20,7 @@ statistics of all the files it is given.
 from __future__ import annotations
 
 import logging
+from typing import Callable, Optional
 
 import torch
 from tqdm import tqdm
@@ -31,6 +32,9 @@ from asr.model import AcousticModel
 from asr.stream import read_blocks
 
 log = logging.getLogger(__name__)
+
+# (features (T, F), speaker or None) -> features: what a dataset applies before the network
+FeatureMap = Callable[[torch.Tensor, Optional[str]], torch.Tensor]
 
 ONE_SPEAKER = "one speaker"  # the speaker of every file given to asr transcribe --same-speaker
 

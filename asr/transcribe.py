@@ -23,7 +23,7 @@ from asr.audio import load_audio
 from asr.checkpoint import PackagedModel
 from asr.decode import GreedyDecoder, Hypothesis
 from asr.segment import Segment, SegmenterConfig, split_at_pauses
-from asr.speaker_norm import ONE_SPEAKER, SpeakerNormalization
+from asr.speaker_norm import ONE_SPEAKER, FeatureMap
 from asr.stream import audio_info, read_blocks
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar (when asked for)
@@ -82,12 +82,13 @@ def transcribe_file(
     timestamps: bool = False,
     config: LongFormConfig = LongFormConfig(),
     progress: bool = False,
-    speaker_normalization: SpeakerNormalization | None = None,
+    speaker_normalization: FeatureMap | None = None,
 ) -> Transcript:
     """Transcribe one file (greedily unless ``decoder`` is given); ``timestamps`` adds word
     timings from a forced alignment of each segment's text to the model's frames. ``progress``
     shows a bar of audio seconds done (stderr) for files of ``PROGRESS_MIN_SECONDS`` or more.
-    ``speaker_normalization``: the file's speaker statistics (``asr transcribe --same-speaker``).
+    ``speaker_normalization``: the file's speaker statistics (``asr transcribe --same-speaker``), and
+    its speaker transform (``--adapt``).
 
     While the network runs on one batch, a second thread decodes the previous one (the beam
     search and torch both release the GIL).
@@ -138,7 +139,7 @@ def _batches(segments: Iterable[Segment], size: int, pool_batches: int) -> Itera
 
 @torch.inference_mode()
 def _network(model: PackagedModel, segments: list[Segment],
-             speaker_normalization: SpeakerNormalization | None) -> tuple[torch.Tensor, torch.Tensor]:
+             speaker_normalization: FeatureMap | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``segments`` as one padded batch through the network: log-probabilities ``(B, T', V)``
     and output lengths ``(B,)``."""
     features = [model.log_mel(s.samples) for s in segments]  # each (T_i, F)

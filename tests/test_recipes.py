@@ -69,7 +69,7 @@ def test_word_timestamps_match_the_pauses_between_words(yesno_recipe, shared_dat
     assert errors.mean() <= 0.06 and np.percentile(errors, 90) <= 0.1, (errors.mean(), np.percentile(errors, 90))
 
 
-def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_both_decoders(tmp_path):
+def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_every_decoding(tmp_path):
     """recipes/fsdd/loso.sh on the embedded demo clips: one held-out speaker, a one-epoch model;
     then self_train.sh continues it on the speaker's clips as the model transcribed them."""
     # with espeak-ng installed, two synthetic speakers read all ten digits; without it, real speakers only
@@ -94,11 +94,14 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_bot
     synthetic = [json.loads(line)["speaker"] for line in combined[len(real):]]
     assert len(set(synthetic)) == synth_speakers and all(synthetic.count(s) == 10 for s in synthetic)
     assert not any('"theo"' in line for line in real + combined)
-    for evaluation, decoder in (("eval_unseen", "greedy"), ("eval_unseen_beam", "beam")):
+    for evaluation, decoder in (("eval_unseen", "greedy"), ("eval_unseen_beam", "beam"), ("eval_unseen_adapted", "beam")):
         summary = json.loads((tmp_path / "loso" / "theo" / evaluation / "summary.json").read_text())
         assert summary["num_utterances"] == 130 and summary["decoder"]["kind"] == decoder
     results = (tmp_path / "loso" / "RESULTS.md").read_text()
-    assert "eval_unseen |" in results and "eval_unseen_beam |" in results
+    assert "eval_unseen |" in results and "eval_unseen_beam |" in results and "eval_unseen_adapted |" in results
+    adapted = json.loads((tmp_path / "loso" / "theo" / "eval_unseen_adapted" / "summary.json").read_text())
+    beam = json.loads((tmp_path / "loso" / "theo" / "eval_unseen_beam" / "summary.json").read_text())
+    assert adapted["adaptation"]["first_pass_wer"] == pytest.approx(beam["wer"])  # the first pass is the beam run
 
     # self-training on theo's clips with index < 12, from their transcripts by the model; the rest is tested
     result = subprocess.run(
