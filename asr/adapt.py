@@ -134,7 +134,7 @@ def adapt_speakers(
         dataset = SpeechDataset(own, model.log_mel, model.tokenizer, augment=augment, seed=config.seed)
         dataset.speaker_normalization = base
         transforms[speaker] = fit_transform(model.network, dataset, augment, config)
-        log.info("adapted to speaker %s on %d utterances", speaker, len(own))
+        log.info("adapted to speaker %r on %d utterances", speaker, len(own))
     return SpeakerAdaptation(transforms, model.network, base)
 
 
