@@ -9,7 +9,8 @@ import pytest
 import soundfile
 import torch
 
-from asr.adapt import AdaptConfig, FeatureTransform, SpeakerAdaptation, fit_transform, training_augmentation
+from asr.adapt import (AdaptConfig, FeatureTransform, SpeakerAdaptation, adapt_to_files, fit_transform,
+                       training_augmentation)
 from asr.augment import AugmentConfig
 from asr.checkpoint import load_model
 from asr.data import SpeechDataset, Utterance, collate, write_manifest
@@ -18,6 +19,7 @@ from asr.evaluate import evaluate
 from asr.experiment import ExperimentConfig
 from asr.features import FeatureConfig
 from asr.model import ModelConfig
+from asr.speaker_norm import ONE_SPEAKER
 from asr.train import TrainConfig, train
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
@@ -137,3 +139,22 @@ def test_fitting_is_repeatable_for_a_seed_whatever_torch_drew_before(clips_model
 
     assert torch.equal(fitted(0), fitted(0))
     assert not torch.equal(fitted(0), fitted(1))
+
+
+def test_a_long_file_adapts_on_its_segments(clips_model, tmp_path, caplog):
+    """A file longer than one segment is cut at pauses; each segment with its first-pass text is
+    one utterance of the fitting, read at its offset in the file."""
+    model, tilted, _ = clips_model
+    rate = 8000
+    pause = np.zeros(rate, dtype="float32")
+    takes = [soundfile.read(u.audio_filepath, dtype="float32")[0] for u in tilted]
+    audio = np.concatenate([np.concatenate([take, pause]) for _ in range(8) for take in takes])  # about 40 s
+    path = tmp_path / "long.wav"
+    soundfile.write(path, audio, rate, subtype="FLOAT")
+    caplog.set_level("INFO", logger="asr.adapt")
+
+    adaptation = adapt_to_files(model, [str(path)], None, AdaptConfig(epochs=1))
+
+    assert set(adaptation.transforms) == {ONE_SPEAKER}
+    fitted_on = int(caplog.text.split("adapted to speaker 'one speaker' on ")[1].split()[0])
+    assert fitted_on >= 2  # several segments, each at its own offset
