@@ -203,7 +203,7 @@ class SpeechDataset(Dataset):
         self._cache: dict[int, torch.Tensor] = {}
         self.word_cuts: dict[int, list[int]] = {}  # index -> sample positions between words
         self.failed: dict[str, str] = {}  # audio path -> reason
-        # (features (T, F), speaker) -> features; set by asr.speaker_norm.normalize_speakers
+        # (features (T, F), speaker) -> features; set by asr.speaker_norm.normalize_speakers and asr.adapt
         self.speaker_normalization = None
 
     def __len__(self) -> int:
