@@ -16,6 +16,25 @@ from asr.errors import AsrError
 log = logging.getLogger("asr")
 
 
+def _cmd_convert_voices(args) -> int:
+    from tqdm import tqdm
+
+    from asr.data import read_manifest, write_manifest
+    from asr.voices import convert_voices, plan_conversions
+
+    utterances = read_manifest(args.manifest, skip_missing=True)
+    plan = plan_conversions(utterances, args.voices_per_speaker, args.share, args.seed)
+    progress = lambda it: tqdm(it, total=len(plan), desc="converting voices", unit="clip")  # noqa: E731
+    converted, failures = convert_voices(plan, Path(args.out), args.jobs, progress)
+    for message in failures:
+        print(f"error: {message}", file=sys.stderr)
+    manifest = Path(args.out) / "manifest.jsonl"
+    write_manifest(manifest, converted)
+    hours = sum(u.duration for u in converted) / 3600
+    print(f"{manifest}: {len(converted)} utterances, {hours:.2f} h, {len({u.speaker for u in converted})} voices")
+    return 1 if failures else 0
+
+
 def _cmd_prepare(args) -> int:
     from asr.corpora import prepare_corpus
 
@@ -377,6 +396,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="synthesizer processes at once (default: the number of CPUs)")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("convert-voices", help="new training voices: recorded clips with another pitch and vocal tract",
+                       description="Make new speakers from a manifest's recorded ones with the WORLD vocoder "
+                                   "(pyworld; pip install 'asr[voices]'). Each new voice takes one speaker's clips "
+                                   "and changes their pitch (x0.6-1.8), intonation range (x0.7-1.4) and formant "
+                                   "frequencies (x0.85-1.2, a shorter or longer vocal tract), drawn per voice; what "
+                                   "was said and how stays the speaker's own. Writes OUT/<hash>.wav at each source "
+                                   "file's rate and OUT/manifest.jsonl, one speaker label per new voice (for "
+                                   "normalization = \"speaker\"). Clips are cached: a second run converts only what "
+                                   "is missing. A clip that cannot be read is named on stderr and the others are "
+                                   "still converted (exit code 1).")
+    p.add_argument("--manifest", required=True, help="the recorded clips (JSON lines); missing files are skipped")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files and manifest.jsonl")
+    p.add_argument("--voices-per-speaker", type=int, default=5, metavar="N",
+                   help="new voices made from each speaker (default 5)")
+    p.add_argument("--share", type=float, default=0.34, metavar="F",
+                   help="share of its speaker's clips each new voice reads (default 0.34: five voices then "
+                        "add 1.7 times the recorded audio)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the voices and the clips they read (default 0)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes converting at once (default: the number of CPUs)")
+    p.set_defaults(func=_cmd_convert_voices)
 
     p = sub.add_parser("download", help="download and unpack a corpus",
                        description="Fetch a corpus archive from its public address (or --url) and unpack it.")
