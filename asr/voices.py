@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import soundfile
+import soxr
 
 from asr.data import Utterance
 from asr.errors import AsrError
@@ -34,6 +35,8 @@ PITCH_RATIO_RANGE = (0.6, 1.8)  # factor on the speaker's pitch, drawn log-unifo
 FORMANT_RATIO_RANGE = (0.85, 1.2)  # factor on the formant frequencies, drawn log-uniformly per voice
 PITCH_RANGE_RANGE = (0.7, 1.4)  # factor on the intonation's excursions around the median pitch, drawn uniformly
 FRAME_PERIOD_MS = 5.0  # WORLD's analysis hop
+WORLD_MIN_RATE = 16000  # audio below this rate is converted at this rate: WORLD's D4C finds no aperiodicity
+# bands under about 12 kHz sampling and would make every frame noise-excited (a whisper)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,11 @@ def stretch_frequency(spectra: np.ndarray, ratio: float) -> np.ndarray:
 def change_voice(samples: np.ndarray, sample_rate: int, change: VoiceChange) -> np.ndarray:
     """``samples`` ``(num_samples,)`` spoken by the changed voice: the same number of samples, at the
     same RMS level. A clip with no voiced frame keeps its (noise-like) excitation, with only the
-    envelope stretched."""
+    envelope stretched. Audio below ``WORLD_MIN_RATE`` is resampled up for the conversion and back."""
+    if sample_rate < WORLD_MIN_RATE:
+        upsampled = soxr.resample(np.asarray(samples, dtype=np.float64), sample_rate, WORLD_MIN_RATE)
+        converted = soxr.resample(change_voice(upsampled, WORLD_MIN_RATE, change), WORLD_MIN_RATE, sample_rate)
+        return _matched(converted, samples)
     pyworld = _import_pyworld()
     audio = np.ascontiguousarray(samples, dtype=np.float64)
     pitch, times = pyworld.dio(audio, sample_rate, frame_period=FRAME_PERIOD_MS)
@@ -100,10 +107,15 @@ def change_voice(samples: np.ndarray, sample_rate: int, change: VoiceChange) -> 
     converted = pyworld.synthesize(
         contiguous(pitch), contiguous(envelope), contiguous(aperiodicity), sample_rate, FRAME_PERIOD_MS
     )
-    converted = np.pad(converted, (0, max(0, len(audio) - len(converted))))[: len(audio)]
-    level_in, level_out = np.sqrt(np.mean(audio**2)), np.sqrt(np.mean(converted**2))
+    return _matched(converted, audio)
+
+
+def _matched(converted: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """``converted`` cut or padded to ``original``'s length and scaled to its RMS level (without clipping)."""
+    converted = np.pad(converted, (0, max(0, len(original) - len(converted))))[: len(original)]
+    level_in, level_out = np.sqrt(np.mean(np.square(original))), np.sqrt(np.mean(converted**2))
     if level_out > 0:
-        converted *= level_in / level_out
+        converted = converted * (level_in / level_out)
     peak = np.max(np.abs(converted), initial=0.0)
     return converted / peak * 0.99 if peak > 0.99 else converted  # no clipping in the 16-bit file
 
