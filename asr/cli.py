@@ -409,10 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "still converted (exit code 1).")
     p.add_argument("--manifest", required=True, help="the recorded clips (JSON lines); missing files are skipped")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files and manifest.jsonl")
-    p.add_argument("--voices-per-speaker", type=int, default=5, metavar="N",
-                   help="new voices made from each speaker (default 5)")
-    p.add_argument("--share", type=float, default=0.34, metavar="F",
-                   help="share of its speaker's clips each new voice reads (default 0.34: five voices then "
+    p.add_argument("--voices-per-speaker", type=int, default=10, metavar="N",
+                   help="new voices made from each speaker (default 10)")
+    p.add_argument("--share", type=float, default=0.17, metavar="F",
+                   help="share of its speaker's clips each new voice reads (default 0.17: ten voices then "
                         "add 1.7 times the recorded audio)")
     p.add_argument("--seed", type=int, default=0, help="seed for the voices and the clips they read (default 0)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,

@@ -11,7 +11,7 @@ import soundfile
 
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
-from asr.voices import VoiceChange, change_voice, convert_voices, plan_conversions, stretch_frequency
+from asr.voices import VoiceChange, change_voice, plan_conversions, stretch_frequency
 
 pyworld = pytest.importorskip("pyworld")  # the voices extra; the dev extra installs it, so CI runs these
 CLIP = "3_george_10.wav"  # a real recording: 8 kHz, 0.47 s
