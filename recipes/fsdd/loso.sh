@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# FSDD leave-one-speaker-out: for each speaker, train on the other speakers (plus synthetic voices) and
+# FSDD leave-one-speaker-out: for each speaker, train on the other speakers (plus synthetic and converted voices) and
 # test on every clip of the held-out one, greedy and with beam search over the ten-word lexicon, and
 # with beam search after adapting the model to the held-out voice (asr evaluate --adapt); then
 # write the per-speaker tables and the WER pooled over all of them to EXP/RESULTS.md.
