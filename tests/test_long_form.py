@@ -18,7 +18,7 @@ from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.corpora import prepare_corpus
 from asr.experiment import load_config
-from asr.segment import SegmenterConfig, frame_energies_db, split_at_pauses
+from asr.segment import SegmenterConfig, split_at_pauses
 from asr.stream import read_blocks
 from asr.train import train
 from asr.transcribe import transcribe_file
