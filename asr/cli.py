@@ -19,19 +19,14 @@ log = logging.getLogger("asr")
 def _cmd_convert_voices(args) -> int:
     from tqdm import tqdm
 
-    from asr.data import read_manifest, write_manifest
+    from asr.data import read_manifest
     from asr.voices import convert_voices, plan_conversions
 
     utterances = read_manifest(args.manifest, skip_missing=True)
     plan = plan_conversions(utterances, args.voices_per_speaker, args.share, args.seed)
     progress = lambda it: tqdm(it, total=len(plan), desc="converting voices", unit="clip")  # noqa: E731
     converted, failures = convert_voices(plan, Path(args.out), args.jobs, progress)
-    for message in failures:
-        print(f"error: {message}", file=sys.stderr)
-    manifest = Path(args.out) / "manifest.jsonl"
-    write_manifest(manifest, converted)
-    hours = sum(u.duration for u in converted) / 3600
-    print(f"{manifest}: {len(converted)} utterances, {hours:.2f} h, {len({u.speaker for u in converted})} voices")
+    _write_made_speech(Path(args.out) / "manifest.jsonl", converted, failures)
     return 1 if failures else 0
 
 
@@ -52,7 +47,6 @@ def _cmd_prepare(args) -> int:
 def _cmd_synth(args) -> int:
     from tqdm import tqdm
 
-    from asr.data import write_manifest
     from asr.synth import assign_speakers, assign_voices, synthesize
 
     texts = []
@@ -70,13 +64,19 @@ def _cmd_synth(args) -> int:
         pairs = assign_voices(texts, engines, args.per_text, args.seed)
     progress = lambda it: tqdm(it, total=len(pairs), desc="synthesizing", unit="clip")  # noqa: E731
     utterances, failures = synthesize(pairs, Path(args.out), args.jobs, progress)
+    _write_made_speech(Path(args.manifest or Path(args.out) / "manifest.jsonl"), utterances, failures)
+    return 1 if failures and not utterances else 0
+
+
+def _write_made_speech(manifest: Path, utterances, failures: list[str]) -> None:
+    """Report each failed clip on stderr, write the manifest of the clips made, and print its size."""
+    from asr.data import write_manifest
+
     for message in failures:
         print(f"error: {message}", file=sys.stderr)
-    manifest = Path(args.manifest or Path(args.out) / "manifest.jsonl")
     write_manifest(manifest, utterances)
     hours = sum(u.duration for u in utterances) / 3600
     print(f"{manifest}: {len(utterances)} utterances, {hours:.2f} h, {len({u.speaker for u in utterances})} voices")
-    return 1 if failures and not utterances else 0
 
 
 def _cmd_export(args) -> int:
