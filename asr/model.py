@@ -120,14 +120,22 @@ class AcousticModel(nn.Module):
                 if name.rsplit(".", 1)[-1].startswith("bias_ih"):  # gate order: input, forget, cell, output
                     bias[hidden : 2 * hidden].fill_(1.0)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``features: (B, T, F)``, ``lengths: (B,)`` -> ``log_probs: (B, T', V)``, ``lengths: (B,)``."""
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features: (B, T, F)``, ``lengths: (B,)`` -> recurrent outputs ``(B, T', H * directions)``,
+        ``lengths: (B,)``."""
         x = self.normalizer(features, lengths)
         x = self.spec_augment(x)
         x, lengths = self.frontend(x, lengths)  # (B, T', D)
-        x = self.rnn(x, lengths)  # (B, T', H * directions)
-        logits = self.output(self.dropout(x))  # (B, T', V)
-        return logits.log_softmax(-1), lengths
+        return self.rnn(x, lengths), lengths  # (B, T', H * directions)
+
+    def classify(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Recurrent outputs ``(B, T', H * directions)`` -> CTC log-probabilities ``(B, T', V)``."""
+        return self.output(self.dropout(encoded)).log_softmax(-1)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features: (B, T, F)``, ``lengths: (B,)`` -> ``log_probs: (B, T', V)``, ``lengths: (B,)``."""
+        encoded, lengths = self.encode(features, lengths)
+        return self.classify(encoded), lengths
 
     @property
     def frame_shift_seconds(self) -> float:

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from asr import distributed
+from asr.adversary import SpeakerAdversary, speaker_ids
 from asr.align import align_words
 from asr.checkpoint import MODEL_FILENAME, atomic_save, package
 from asr.config import dump_toml, to_plain_dict
@@ -76,6 +77,8 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes that read and featurise audio
     shuffle_buffer: int = 500  # streamed shards: utterances in the shuffle buffer (memory: their encoded audio)
     bucket_buffer: int = 500  # streamed shards: utterances sorted together into length buckets
+    speaker_adversary_weight: float = 0.0  # > 0: speaker-adversarial training, the reversed gradient's scale (asr.adversary)
+    speaker_adversary_hidden: int = 128  # hidden units of the adversarial speaker classifier
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "linear", "constant"):
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ValueError("checkpoint_every_steps and num_workers must be >= 0, keep_checkpoints >= 1")
         if self.shuffle_buffer < 1 or self.bucket_buffer < 1:
             raise ValueError("shuffle_buffer and bucket_buffer must be >= 1")
+        if self.speaker_adversary_weight < 0 or self.speaker_adversary_hidden < 1:
+            raise ValueError("speaker_adversary_weight must be >= 0 and speaker_adversary_hidden >= 1")
 
 
 def learning_rate_factor(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -277,14 +282,16 @@ class _Run:
             normalize_speakers(self.data.dataset, network, progress=context.is_main)
             normalize_speakers(self.dev_set, network, progress=context.is_main)
 
+        self.adversary, speakers = self._speaker_adversary(network)
         self.total_steps = tc.epochs * self.data.batches_per_epoch()
-        self.optimizer = torch.optim.AdamW(network.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+        parameters = list(network.parameters()) + (list(self.adversary.parameters()) if self.adversary else [])
+        self.optimizer = torch.optim.AdamW(parameters, lr=tc.learning_rate, weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: learning_rate_factor(step, self.total_steps, tc)
         )
         self.train_step = TrainStep(
             self.model, network, self.optimizer, self.scheduler, self.tokenizer.blank_id,
-            tc.grad_clip, tc.precision, device, context,
+            tc.grad_clip, tc.precision, device, context, self.adversary, speakers,
         )
 
         self.history: list[dict] = []
@@ -297,6 +304,27 @@ class _Run:
             self._restore(state)
         elif context.rank > 0:
             torch.manual_seed(tc.seed + 1000003 * context.rank)  # own dropout and SpecAugment masks
+
+    def _speaker_adversary(self, network: AcousticModel) -> tuple[SpeakerAdversary | None, torch.Tensor | None]:
+        """The adversarial speaker classifier and each training utterance's speaker id, when
+        ``speaker_adversary_weight`` asks for them."""
+        tc = self.tc
+        if tc.speaker_adversary_weight == 0:
+            return None, None
+        if self.context.is_distributed or not isinstance(self.data, ManifestBatches):
+            raise AsrError("speaker_adversary_weight needs one process and a training manifest (not shards or torchrun)")
+        ids, names = speaker_ids(self.data.dataset.utterances)
+        if len(names) < 2:
+            raise AsrError(
+                f"speaker_adversary_weight: the training manifest names {len(names)} speaker(s); "
+                "the adversary needs at least two (the manifest's \"speaker\" field)"
+            )
+        unlabelled = int((ids < 0).sum())
+        log.info("speaker-adversarial training over %d speakers, weight %g%s", len(names), tc.speaker_adversary_weight,
+                 f" ({unlabelled} utterances without a speaker label are not classified)" if unlabelled else "")
+        adversary = SpeakerAdversary(network.rnn.output_size, len(names), tc.speaker_adversary_hidden,
+                                     tc.speaker_adversary_weight)
+        return adversary.to(self.device), ids
 
     def release_data_parallel(self) -> None:
         """Drop the DistributedDataParallel wrapper, which must not outlive its process group
@@ -316,6 +344,7 @@ class _Run:
         scaler = self.train_step.scaler
         return {
             "model": self.network.state_dict(),
+            "adversary": self.adversary.state_dict() if self.adversary else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler else None,
@@ -340,6 +369,11 @@ class _Run:
                       "done" if epoch_done else f"at batch position {state['position'][0]}")
 
     def _restore(self, state: dict) -> None:
+        if (self.adversary is None) != (state.get("adversary") is None):
+            raise AsrError(f"{self.exp_dir / 'last.pt'}: speaker_adversary_weight was changed since this run started; "
+                           "resume with the config it started with")
+        if self.adversary is not None:
+            self.adversary.load_state_dict(state["adversary"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.train_step.scaler and state["scaler"]:
@@ -462,6 +496,8 @@ class _Run:
                       self.step, outcome.loss, outcome.grad_norm, outcome.utterances)
             if writer:
                 writer.add_scalar("train/loss", outcome.loss, self.step)
+                if self.adversary:
+                    writer.add_scalar("train/speaker_accuracy", outcome.speaker_accuracy, self.step)
                 writer.add_scalar("train/grad_norm", outcome.grad_norm, self.step)
                 writer.add_scalar("train/learning_rate", self.scheduler.get_last_lr()[0], self.step)
             if every and self.step % every == 0:

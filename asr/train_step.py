@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from asr.adversary import SpeakerAdversary
 from asr.data import Batch
 from asr.distributed import DistributedContext, all_reduce_sum
 from asr.model import AcousticModel
@@ -40,6 +41,7 @@ class StepOutcome:
     loss: float = float("nan")  # mean CTC loss over the global batch's utterances
     grad_norm: float = float("nan")  # gradient norm before clipping
     utterances: int = 0  # utterances in the global batch
+    speaker_accuracy: float = float("nan")  # speaker-adversarial training: frames whose speaker the adversary named
 
 
 def ctc_loss_sum(log_probs: torch.Tensor, lengths: torch.Tensor, batch: Batch, blank: int) -> torch.Tensor:
@@ -71,7 +73,11 @@ class TrainStep:
         precision: str,
         device: str,
         context: DistributedContext,
+        adversary: SpeakerAdversary | None = None,
+        speakers: torch.Tensor | None = None,
     ):
+        """``adversary``: a speaker classifier trained with the model (one process only);
+        ``speakers: (N,)`` the speaker id of every training utterance, by dataset index."""
         self.model = model
         self.network = network
         self.optimizer = optimizer
@@ -80,6 +86,7 @@ class TrainStep:
         self.grad_clip = grad_clip
         self.device = device
         self.context = context
+        self.adversary, self.speakers = adversary, speakers
         self.device_type = torch.device(device).type
         self.dtype = PRECISIONS[precision]
         # fp16 needs loss scaling so small gradients do not underflow; bf16 has float32's range.
@@ -113,7 +120,17 @@ class TrainStep:
             return StepOutcome("done")
         if utterances == 0:
             return StepOutcome("empty")
-        if count:
+        adversary_loss, speaker_accuracy = None, float("nan")
+        if count and self.adversary is not None:
+            with self.autocast():
+                encoded, lengths = self.network.encode(batch.features.to(self.device), batch.feature_lengths.to(self.device))
+                log_probs = self.network.classify(encoded)
+                adversary_sum, frames, correct = self.adversary.loss(encoded, lengths, self.speakers[batch.indices])
+            loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
+            # per utterance, like the CTC term: the mean frame cross-entropy times the batch size
+            adversary_loss = adversary_sum / max(1, frames) * count
+            speaker_accuracy = correct / max(1, frames)
+        elif count:
             log_probs, lengths = self._forward(batch.features, batch.feature_lengths)
             loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
         else:
@@ -127,10 +144,13 @@ class TrainStep:
         if nonfinite:
             return StepOutcome("nonfinite_loss", utterances=utterances)
         loss = loss_sum * (self.context.world_size / utterances)
+        if adversary_loss is not None:
+            loss = loss + adversary_loss / utterances
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip).item()
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip).item()
         mean_loss = total_loss / utterances
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips the update itself when a gradient overflowed
@@ -143,4 +163,4 @@ class TrainStep:
         else:
             self.optimizer.step()
         self.scheduler.step()
-        return StepOutcome("trained", mean_loss, grad_norm, utterances)
+        return StepOutcome("trained", mean_loss, grad_norm, utterances, speaker_accuracy)
