@@ -11,7 +11,7 @@ from asr.checkpoint import load_model, safe_load
 from asr.data import Utterance, read_manifest, write_manifest
 from asr.errors import AsrError
 from asr.train import train
-from tests.test_train import CLIPS, tiny_config
+from tests.test_train import CLIPS, manifest, tiny_config  # noqa: F401 (manifest: four clips by four speakers, a fixture)
 
 
 def adversarial_config(epochs: int, weight: float = 0.5):
@@ -49,14 +49,6 @@ def test_speaker_ids_are_sorted_names_and_unlabelled_utterances_are_skipped():
     ids, names = speaker_ids(utts)
     assert names == ["george", "theo"]
     assert ids.tolist() == [1, UNLABELLED, 0, 1]
-
-
-@pytest.fixture(scope="module")
-def manifest(fsdd_clips, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("adversary")
-    utts = [Utterance(str(fsdd_clips / f"{name}.wav"), text, 0.5, name.split("_")[1], name) for name, text in CLIPS.items()]
-    write_manifest(folder / "clips.jsonl", utts)
-    return folder / "clips.jsonl"
 
 
 def test_training_with_the_adversary_resumes_exactly_and_ships_without_it(manifest, tmp_path):
