@@ -186,6 +186,23 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_probe_speakers(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.data import read_manifest
+    from asr.speaker_probe import ProbeConfig, probe_speakers, untrained_copy
+
+    model = load_model(args.model)
+    network = untrained_copy(model.network, args.seed) if args.untrained else None
+    config = ProbeConfig(max_utterances=args.max_utterances, steps=args.steps, seed=args.seed)
+    result = probe_speakers(model, read_manifest(args.manifest), config, network)
+    what = "an untrained copy of " if args.untrained else ""
+    print(f"speaker probe on {what}{model.path}: {result.speakers} speakers, {result.train_utterances} utterances "
+          f"trained it, {result.test_utterances} scored it: frame accuracy {100 * result.frame_accuracy:.1f}% "
+          f"(always naming the commonest speaker: {100 * result.majority_accuracy:.1f}%), "
+          f"utterance accuracy {100 * result.utterance_accuracy:.1f}%")
+    return 0
+
+
 def _cmd_compare(args) -> int:
     from asr.compare import compare, comparison_text, write_comparison
 
@@ -481,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_options(p)
     _add_adapt_options(p, "adapt the model to each speaker label of the manifest")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("probe-speakers", help="measure how well a model's recurrent outputs tell speakers apart",
+                       description="Train a small classifier to name the speaker of each recurrent output frame of "
+                                   "some of each speaker's utterances (the model frozen), and print its accuracy on "
+                                   "their other utterances beside the majority level: a check of speaker-adversarial "
+                                   "training ([train] speaker_adversary_weight).")
+    p.add_argument("--model", required=True, help="model.pt or an experiment folder")
+    p.add_argument("--manifest", required=True, help="manifest with a \"speaker\" field (JSON lines)")
+    p.add_argument("--untrained", action="store_true",
+                   help="probe a freshly initialised copy of the network instead: what the features alone tell")
+    p.add_argument("--max-utterances", type=int, default=600, help="utterances sampled and encoded (default 600)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps of the probe (default 1500)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the split and the probe (default 0)")
+    p.set_defaults(func=_cmd_probe_speakers)
 
     p = sub.add_parser("export", help="copy a model and its LM/lexicon into one folder that can ship",
                        description="Write OUT/model.pt with copies of the LM and lexicon its stored decoder settings "
