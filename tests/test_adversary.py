@@ -11,7 +11,7 @@ from asr.checkpoint import load_model, safe_load
 from asr.data import Utterance, read_manifest, write_manifest
 from asr.errors import AsrError
 from asr.train import train
-from tests.test_train import CLIPS, manifest, tiny_config  # noqa: F401 (manifest: four clips by four speakers, a fixture)
+from tests.test_train import CLIPS, manifest, tiny_config, train_straight_and_resumed  # noqa: F401 (manifest: four clips by four speakers, a fixture)
 
 
 def adversarial_config(epochs: int, weight: float = 0.5):
@@ -52,11 +52,7 @@ def test_speaker_ids_are_sorted_names_and_unlabelled_utterances_are_skipped():
 
 
 def test_training_with_the_adversary_resumes_exactly_and_ships_without_it(manifest, tmp_path):
-    train(adversarial_config(epochs=3), manifest, manifest, tmp_path / "straight")
-    train(adversarial_config(epochs=2), manifest, manifest, tmp_path / "resumed")
-    train(adversarial_config(epochs=3), manifest, manifest, tmp_path / "resumed", resume=True)
-    straight = safe_load(tmp_path / "straight" / "last.pt")
-    resumed = safe_load(tmp_path / "resumed" / "last.pt")
+    straight, resumed = train_straight_and_resumed(adversarial_config, manifest, tmp_path)
     assert set(straight["adversary"]) == {"classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}
     assert straight["adversary"]["classifier.2.weight"].shape[0] == len(CLIPS)  # one output per speaker
     for part in ("model", "adversary"):

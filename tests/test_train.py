@@ -53,13 +53,18 @@ def test_overfits_a_few_real_clips(manifest, tmp_path, fsdd_clips):
     assert list((tmp_path / "exp" / "tensorboard").iterdir())
 
 
+def train_straight_and_resumed(make_config, manifest, folder) -> tuple[dict, dict]:
+    """The training states (``last.pt``) of three epochs straight, and of two epochs, a stop and
+    one resumed epoch; ``make_config(epochs)`` gives the config."""
+    train(make_config(3), manifest, manifest, folder / "straight")
+    train(make_config(2), manifest, manifest, folder / "resumed")
+    train(make_config(3), manifest, manifest, folder / "resumed", resume=True)
+    return safe_load(folder / "straight" / "last.pt"), safe_load(folder / "resumed" / "last.pt")
+
+
 def test_resume_continues_to_the_same_weights(manifest, tmp_path):
     """Three epochs straight equal two epochs, a stop, and one resumed epoch."""
-    train(tiny_config(epochs=3), manifest, manifest, tmp_path / "straight")
-    train(tiny_config(epochs=2), manifest, manifest, tmp_path / "resumed")
-    train(tiny_config(epochs=3), manifest, manifest, tmp_path / "resumed", resume=True)
-    straight = safe_load(tmp_path / "straight" / "last.pt")
-    resumed = safe_load(tmp_path / "resumed" / "last.pt")
+    straight, resumed = train_straight_and_resumed(tiny_config, manifest, tmp_path)
     assert resumed["epoch"] == 3 and len(resumed["history"]) == 3
     for key, value in straight["model"].items():
         assert torch.allclose(value, resumed["model"][key], atol=1e-6), key
