@@ -127,8 +127,7 @@ class TrainStep:
                 log_probs = self.network.classify(encoded)
                 adversary_sum, frames, correct = self.adversary.loss(encoded, lengths, self.speakers[batch.indices])
             loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
-            # per utterance, like the CTC term: the mean frame cross-entropy times the batch size
-            adversary_loss = adversary_sum / max(1, frames) * count
+            adversary_loss = adversary_sum / max(1, frames)  # mean frame cross-entropy (one process only)
             speaker_accuracy = correct / max(1, frames)
         elif count:
             log_probs, lengths = self._forward(batch.features, batch.feature_lengths)
@@ -145,7 +144,7 @@ class TrainStep:
             return StepOutcome("nonfinite_loss", utterances=utterances)
         loss = loss_sum * (self.context.world_size / utterances)
         if adversary_loss is not None:
-            loss = loss + adversary_loss / utterances
+            loss = loss + adversary_loss
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
