@@ -51,16 +51,12 @@ class AdaptConfig:
     learning_rate: float = 3e-3  # Adam step size
     batch_size: int = 16  # utterances per update
     seed: int = 0  # seeds the batch order, the waveform perturbations and the masks
-    identity_weight: float = 0.0  # > 0: adds this times the squared distance of the transform from the identity
-    # to the loss, so that it moves only as far as the transcripts agree on (FeatureTransform.distance_from_identity)
 
     def __post_init__(self):
         if self.transform not in ("diagonal", "full"):
             raise AsrError(f"adaptation transform must be 'diagonal' or 'full', not {self.transform!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise AsrError("adaptation needs epochs >= 1, batch_size >= 1 and a positive learning rate")
-        if self.identity_weight < 0:
-            raise AsrError("the adaptation's identity weight must be >= 0")
 
 
 class FeatureTransform(nn.Module):
@@ -75,11 +71,6 @@ class FeatureTransform(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         scaled = features @ self.scale if self.kind == "full" else features * self.scale
         return scaled + self.bias
-
-    def distance_from_identity(self) -> torch.Tensor:
-        """Squared distance (a scalar) of the scale from the identity plus the bias' squared norm."""
-        identity = torch.eye(len(self.bias)) if self.kind == "full" else torch.ones(len(self.bias))
-        return (self.scale - identity).square().sum() + self.bias.square().sum()
 
 
 class SpeakerAdaptation:
@@ -207,8 +198,6 @@ def _fit(network: AcousticModel, transform: FeatureTransform, masks: SpecAugment
             log_probs, lengths = network(normalised * std + mean, batch.feature_lengths)  # (B, T', V)
             loss = nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
                                           blank=dataset.tokenizer.blank_id, zero_infinity=True)
-            if config.identity_weight:
-                loss = loss + config.identity_weight * transform.distance_from_identity()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

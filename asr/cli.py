@@ -358,9 +358,6 @@ def _add_adapt_options(p: argparse.ArgumentParser, what: str) -> None:
                    help="passes over the first pass's transcripts (default 20)")
     g.add_argument("--adapt-seed", type=int, default=0, metavar="N",
                    help="seeds the order and augmentation of the fitting (default 0)")
-    g.add_argument("--adapt-identity-weight", type=float, default=0.0, metavar="W",
-                   help="add W times the transform's squared distance from the identity to the fitting's loss, "
-                        "so that it follows only what the transcripts agree on (default 0: no penalty)")
 
 
 def _adapt_config(args):
@@ -368,8 +365,7 @@ def _adapt_config(args):
 
     if not args.adapt:
         return None
-    return AdaptConfig(transform=args.adapt_transform, epochs=args.adapt_epochs, seed=args.adapt_seed,
-                       identity_weight=args.adapt_identity_weight)
+    return AdaptConfig(transform=args.adapt_transform, epochs=args.adapt_epochs, seed=args.adapt_seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
