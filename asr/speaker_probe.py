@@ -55,8 +55,9 @@ class ProbeResult:
 def untrained_copy(network: AcousticModel, seed: int = 0) -> AcousticModel:
     """A freshly initialised network of the same configuration, with ``network``'s normalisation
     statistics: the reference for what the features alone tell about speakers."""
-    torch.manual_seed(seed)
-    fresh = AcousticModel(network.output.out_features, network.feature_config, network.config)
+    with torch.random.fork_rng():  # seed the initialisation without touching the caller's generator
+        torch.manual_seed(seed)
+        fresh = AcousticModel(network.output.out_features, network.feature_config, network.config)
     fresh.normalizer.load_state_dict(network.normalizer.state_dict())
     return fresh
 
@@ -76,18 +77,9 @@ def probe_speakers(model: PackagedModel, utterances: list[Utterance], config: Pr
     if not train_x or not test_x:
         raise AsrError("the speaker probe found no readable utterances to train or to score it on")
 
-    torch.manual_seed(config.seed)
-    frames, labels = torch.cat(train_x), torch.cat(train_y)  # (N, D), (N,)
-    probe = nn.Sequential(nn.Linear(frames.shape[1], config.hidden_size), nn.ReLU(),
-                          nn.Linear(config.hidden_size, len(names)))
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=config.learning_rate)
-    for _ in range(config.steps):
-        pick = torch.randint(0, len(frames), (config.batch_frames,))
-        loss = F.cross_entropy(probe(frames[pick]), labels[pick])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    with torch.random.fork_rng():  # the probe's seed, without touching the caller's generator
+        torch.manual_seed(config.seed)
+        probe = _train_probe(torch.cat(train_x), torch.cat(train_y), len(names), config)
     with torch.no_grad():
         log_probs = [probe(x).log_softmax(-1) for x in test_x]  # each (T', S)
     right_frames = sum(int((lp.argmax(-1) == y).sum()) for lp, y in zip(log_probs, test_y))
@@ -101,6 +93,21 @@ def probe_speakers(model: PackagedModel, utterances: list[Utterance], config: Pr
         utterance_accuracy=right_utts / len(test_x),
         majority_accuracy=int(torch.bincount(test_labels).max()) / len(test_labels),
     )
+
+
+def _train_probe(frames: torch.Tensor, labels: torch.Tensor, num_speakers: int, config: ProbeConfig) -> nn.Module:
+    """A classifier ``(N, D) -> (N, num_speakers)`` trained on ``frames: (N, D)`` and their speaker
+    ids ``labels: (N,)``."""
+    probe = nn.Sequential(nn.Linear(frames.shape[1], config.hidden_size), nn.ReLU(),
+                          nn.Linear(config.hidden_size, num_speakers))
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=config.learning_rate)
+    for _ in range(config.steps):
+        pick = torch.randint(0, len(frames), (config.batch_frames,))
+        loss = F.cross_entropy(probe(frames[pick]), labels[pick])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return probe
 
 
 def _split(utterances: list[Utterance], config: ProbeConfig) -> tuple[list[Utterance], list[Utterance]]:

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+import torch
 
 from asr.checkpoint import load_model
 from asr.cli import main
@@ -25,7 +26,9 @@ def utterances(fsdd_clips) -> list[Utterance]:
 def test_an_untrained_network_s_outputs_name_the_speakers_well_above_the_majority(untrained_model, utterances, tmp_path):
     model = load_model(untrained_model)
     missing = Utterance(str(tmp_path / "gone.wav"), "zero", 0.5, "theo")
+    generator_state = torch.get_rng_state()
     result = probe_speakers(model, [*utterances, missing], FAST, untrained_copy(model.network))
+    assert torch.equal(torch.get_rng_state(), generator_state)  # seeded on its own, the caller's draws unchanged
     assert result.speakers == 3
     assert result.train_utterances + result.test_utterances == len(utterances)  # the missing file is left out
     assert result.test_utterances >= 3  # every speaker is scored
