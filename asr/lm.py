@@ -8,9 +8,10 @@ model itself, the way ``lmplz`` does (Chen & Goodman 1998; Heafield et al. 2013)
   n-grams starting with ``<s>``, which have no left context and keep raw counts.
 - *Discounts* per order from the counts-of-counts ``t1..t4`` of adjusted counts:
   ``Y = t1 / (t1 + 2 t2)``, ``D1 = 1 - 2Y t2/t1``, ``D2 = 2 - 3Y t3/t2``,
-  ``D3+ = 3 - 4Y t4/t3``. When a corpus is too small for these to be valid
-  (a ``t`` is zero or a discount falls outside ``(0, k]``), the order falls back
-  to ``lmplz --discount_fallback``'s 0.5, 1.0, 1.5 and a warning says so.
+  ``D3+ = 3 - 4Y t4/t3``. As in lmplz (``CalculateDiscounts`` in
+  ``lm/builder/adjust_counts.cc``), an order falls back to ``--discount_fallback``'s
+  0.5, 1.0, 1.5, with a warning, only when ``t1``, ``t2`` or ``t3`` is zero or a
+  discount ``D_k`` falls outside ``[0, k]``; ``t4 = 0`` is valid (``D3+ = 3``).
 - *Interpolation*: ``p(w|h) = (a(hw) - D(a(hw))) / a(h.) + gamma(h) p(w|h')`` with
   ``gamma(h) = (D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.)) / a(h.)``; unigrams interpolate
   with the uniform distribution over the vocabulary, which gives ``<unk>`` (and
@@ -55,10 +56,10 @@ class Discounts:
 def discounts_from_counts_of_counts(t: Counter, order: int) -> Discounts:
     """Modified Kneser-Ney discounts from ``t[k]`` = number of n-grams with adjusted count ``k``."""
     t1, t2, t3, t4 = (t.get(k, 0) for k in (1, 2, 3, 4))
-    if min(t1, t2, t3, t4) > 0:
+    if min(t1, t2, t3) > 0:  # t4 = 0 is fine: it only makes D3+ = 3
         y = t1 / (t1 + 2 * t2)
         d = Discounts(1 - 2 * y * t2 / t1, 2 - 3 * y * t3 / t2, 3 - 4 * y * t4 / t3)
-        if 0 < d.d1 <= 1 and 0 < d.d2 <= 2 and 0 < d.d3 <= 3:
+        if 0 <= d.d1 <= 1 and 0 <= d.d2 <= 2 and 0 <= d.d3 <= 3:
             return d
     log.warning(
         "order %d: counts of counts %s too sparse for Kneser-Ney discounts; using %s",
@@ -161,8 +162,8 @@ class KneserNeyLM:
                     logp = NO_PROBABILITY if p is None else math.log10(p)
                     line = f"{logp:.6f}\t{' '.join(ngram)}"
                     if n < self.order:
-                        gamma = contexts.get(ngram)
-                        line += f"\t{math.log10(gamma):.6f}" if gamma else "\t0"
+                        gamma = contexts.get(ngram)  # None: never a context; 0.0: a zero discount left no mass
+                        line += "\t0" if gamma is None else f"\t{math.log10(gamma):.6f}" if gamma else f"\t{NO_PROBABILITY}"
                     out.write(line + "\n")
             out.write("\n\\end\\\n")
 

@@ -2,13 +2,15 @@
 
 Normalisation, applied to every transcript and every hypothesis before scoring:
 
-- Unicode is decomposed and accents are stripped (``café`` -> ``cafe``);
-  curly apostrophes become ``'``.
+- Unicode is decomposed and accents are stripped (``café`` -> ``cafe``); Latin
+  letters that do not decompose are spelled out after case folding (``Straße`` ->
+  ``strasse``, ``København`` -> ``kobenhavn``, ``Æsop`` -> ``aesop``, ``Łódź`` ->
+  ``lodz``; see ``_LATIN_LETTERS``); curly and modifier apostrophes become ``'``.
 - Digit strings become English words (``42`` -> ``forty two``, ``3.5`` ->
   ``three point five``, ``1st`` -> ``first``); ``%`` -> ``percent``, ``&`` -> ``and``.
 - Hyphens, slashes and other punctuation separate words; apostrophes inside
   words are kept (``don't``), apostrophes at word edges (quotes) are removed.
-- Everything is lower case; runs of spaces collapse to one.
+- Everything is case-folded to lower case; runs of spaces collapse to one.
 
 After this, text holds only ``a-z``, ``'`` and single spaces, so the
 character tokenizer covers every normalised transcript.
@@ -55,6 +57,12 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _NOT_ALLOWED = re.compile(r"[^a-z' ]+")
 _EDGE_APOSTROPHES = re.compile(r"(?<![a-z])'+|'+(?![a-z])")
 _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
+# Latin letters (case-folded) that NFKD does not turn into a-z plus marks: every other letter of
+# Latin-1 Supplement and Latin Extended-A does (ſ folds to s; listed so the table is the whole set).
+_LATIN_LETTERS = str.maketrans({
+    "æ": "ae", "ð": "d", "ø": "o", "þ": "th", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k",
+    "ŀ": "l", "ł": "l", "ŋ": "ng", "œ": "oe", "ſ": "s", "ŧ": "t",
+})
 
 
 def _number_to_words(match: re.Match) -> str:
@@ -71,9 +79,11 @@ def _ordinal_to_words(match: re.Match) -> str:
 
 def normalize_text(text: str) -> str:
     """Return ``text`` in the toolkit's canonical form (see the module docstring)."""
-    text = unicodedata.normalize("NFKD", text)
+    for _ in range(2):  # fold and spell out before NFKD (which splits ŀ into l + middle dot), then
+        # again after it (which can give capitals and whole letters: ㎁ -> nA, ǽ -> æ + accent)
+        text = unicodedata.normalize("NFKD", text.casefold().translate(_LATIN_LETTERS))  # ß -> ss by casefold
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'").lower()
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u02bc", "'").replace("`", "'")
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
     text = _ORDINAL.sub(_ordinal_to_words, text)
     text = _NUMBER.sub(_number_to_words, text)

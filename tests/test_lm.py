@@ -4,6 +4,7 @@ import math
 import subprocess
 import sys
 from collections import Counter
+from fractions import Fraction
 
 import pytest
 
@@ -57,6 +58,60 @@ def test_discounts_match_the_hand_computed_formula():
 def test_sparse_counts_fall_back_like_lmplz():
     d = discounts_from_counts_of_counts(Counter({1: 3, 2: 1}), order=3)  # t3 = t4 = 0
     assert (d.d1, d.d2, d.d3) == (0.5, 1.0, 1.5)
+
+
+def test_discounts_are_valid_without_any_count_of_four_like_lmplz():
+    # lmplz falls back only when t1, t2 or t3 is 0 or D_k leaves [0, k]; t4 = 0 gives D3+ = 3
+    # (the old rule fell back here). Bigrams, raw: <s> a 1, a a 1, a </s> 2, <s> b 3, b a 1,
+    # b </s> 2 -> t1=3, t2=2, t3=1, t4=0. Unigrams, left contexts: a {<s>, a, b} 3, b {<s>} 1,
+    # </s> {a, b} 2 -> t1=t2=t3=1, t4=0.
+    model = KneserNeyLM([["a", "a"], ["b", "a"], ["b"], ["b"]], order=2)
+
+    def by_hand(t1, t2, t3, t4):
+        y = Fraction(t1, t1 + 2 * t2)
+        return 1 - 2 * y * t2 / t1, 2 - 3 * y * t3 / t2, 3 - 4 * y * t4 / t3
+
+    d1, d2 = by_hand(1, 1, 1, 0), by_hand(3, 2, 1, 0)
+    assert d1 == (Fraction(1, 3), 1, 3) and d2 == (Fraction(3, 7), Fraction(19, 14), 3)
+    for got, want in zip(model.discounts, (d1, d2)):
+        assert (got.d1, got.d2, got.d3) == pytest.approx([float(x) for x in want])
+
+    # unigrams: vocabulary a, b, </s>, <unk>; total 6; gamma = (D3 + D1 + D2) / 6
+    uniform, gamma = Fraction(1, 4), (d1[2] + d1[0] + d1[1]) / 6
+    p_a = (3 - d1[2]) / 6 + gamma * uniform
+    p_b = (1 - d1[0]) / 6 + gamma * uniform
+    p_end = (2 - d1[1]) / 6 + gamma * uniform
+    # bigrams: context <s> has a 1, b 3 (total 4); contexts a and b each have a 1, </s> 2 (total 3)
+    gamma_bos, gamma_ab = (d2[0] + d2[2]) / 4, (d2[0] + d2[1]) / 3
+    p_b_bos = (3 - d2[2]) / 4 + gamma_bos * p_b
+    p_a_b = (1 - d2[0]) / 3 + gamma_ab * p_a
+    p_end_a = (2 - d2[1]) / 3 + gamma_ab * p_end
+    assert (p_b_bos, p_a_b, p_end_a) == (Fraction(1, 4), Fraction(901, 3024), Fraction(1273, 3024))
+    sentence = math.log10(p_b_bos * p_a_b * p_end_a)  # log10 p("b a")
+    ours = sum(math.log10(model.probability(w, c)) for w, c in [("b", (BOS,)), ("a", ("b",)), (EOS, ("a",))])
+    assert ours == pytest.approx(sentence, abs=1e-9)
+    assert model.probability(UNK) == pytest.approx(float(gamma * uniform))
+
+
+def test_discounts_fall_back_only_outside_zero_to_k():
+    # D2 = 0 exactly (t1=4, t2=1, t3=1: Y = 2/3, D2 = 2 - 3Y) is in range, as in lmplz
+    d = discounts_from_counts_of_counts(Counter({1: 4, 2: 1, 3: 1}), order=2)
+    assert (d.d1, d.d2, d.d3) == pytest.approx([2 / 3, 0.0, 3.0])
+    # D2 = 2 - 3 (1/2) 3 / 1 < 0, D3+ = 3 - 4 (1/3) 3 / 1 < 0: fall back
+    for t in (Counter({1: 2, 2: 1, 3: 3}), Counter({1: 1, 2: 1, 3: 1, 4: 3})):
+        d = discounts_from_counts_of_counts(t, order=2)
+        assert (d.d1, d.d2, d.d3) == (0.5, 1.0, 1.5)
+
+
+def test_a_context_left_with_no_mass_gets_a_minus_99_backoff(tmp_path):
+    # Bigrams <s> b 1, b a 2, a </s> 3, <s> a 1, <s> c 1, c b 1: t1=4, t2=1, t3=1, so D2 = 0 and
+    # context b (only "b a", twice) keeps all its mass: gamma(b) = 0, whose log10 the file writes as -99.
+    model = KneserNeyLM([["b", "a"], ["a"], ["c", "b", "a"]], order=2)
+    assert model.discounts[1].d2 == 0.0 and model.backoffs[1][("b",)] == 0.0
+    model.write_arpa(tmp_path / "lm.arpa")
+    table = read_arpa(tmp_path / "lm.arpa")
+    assert table[("b",)][1] == -99.0
+    assert arpa_probability(table, "a", ("b",)) == pytest.approx(1.0)
 
 
 def test_adjusted_counts_use_continuations_below_the_top_order():

@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 
 from asr.text import BLANK, CHARACTERS, CharTokenizer, normalize_text
@@ -16,6 +18,12 @@ from asr.text import BLANK, CHARACTERS, CharTokenizer, normalize_text
         ("P I T T S B U R G H", "p i t t s b u r g h"),
         ("  many   spaces\n", "many spaces"),
         ("?!", ""),
+        ("Straße", "strasse"),
+        ("København", "kobenhavn"),
+        ("Æsop", "aesop"),
+        ("œuvre", "oeuvre"),
+        ("Łódź", "lodz"),
+        ("ÞÓRR Ðorđe Ħal ŊAI", "thorr dorde hal ngai"),
     ],
 )
 def test_normalize_text(raw, expected):
@@ -40,3 +48,12 @@ def test_tokenizer_round_trip():
 def test_tokenizer_rejects_unknown_character():
     with pytest.raises(ValueError, match="'7'"):
         CharTokenizer().encode("route 7")
+
+
+def test_every_latin_letter_keeps_a_letter():
+    # Latin-1 Supplement and Latin Extended-A: no letter may vanish (and split its word)
+    letters = [chr(cp) for cp in range(0xC0, 0x180) if unicodedata.category(chr(cp)).startswith("L")]
+    assert len(letters) > 180
+    for letter in letters:
+        out = normalize_text(f"x{letter}x")
+        assert " " not in out and any("a" <= ch <= "z" for ch in out[1:-1]), (letter, unicodedata.name(letter), out)
