@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from asr.augment import AugmentConfig, SpecAugment
 from asr.checkpoint import PackagedModel
@@ -34,6 +33,7 @@ from asr.config import dataclass_from_dict
 from asr.data import SpeechDataset, Utterance, collate
 from asr.errors import AsrError
 from asr.model import AcousticModel
+from asr.progress import progress as progress_bar
 from asr.speaker_norm import ONE_SPEAKER, FeatureMap
 from asr.transcribe import transcribe_file
 
@@ -129,8 +129,8 @@ def adapt_speakers(
     if unlabelled:
         log.warning("%d utterances have no speaker label: they are decoded without adaptation", unlabelled)
     transforms = {}
-    for speaker, own in tqdm(sorted(by_speaker.items()), desc="adapt", unit="speaker", disable=not progress,
-                             leave=False):
+    for speaker, own in progress_bar(sorted(by_speaker.items()), desc="adapt", unit="speaker", enabled=progress,
+                                     leave=False):
         dataset = SpeechDataset(own, model.log_mel, model.tokenizer, augment=augment, seed=config.seed)
         dataset.speaker_normalization = base
         transforms[speaker] = fit_transform(model.network, dataset, augment, config)
@@ -146,7 +146,7 @@ def adapt_to_files(model: PackagedModel, paths: list[str], decoder, config: Adap
     are left out here (the second pass names them)."""
     check_adaptable(model.network)
     segments = []
-    for path in tqdm(paths, desc="first pass", unit="file", disable=not progress, leave=False):
+    for path in progress_bar(paths, desc="first pass", unit="file", enabled=progress, leave=False):
         try:
             transcript = transcribe_file(model, path, decoder, speaker_normalization=base)
         except AsrError:

@@ -17,14 +17,13 @@ log = logging.getLogger("asr")
 
 
 def _cmd_convert_voices(args) -> int:
-    from tqdm import tqdm
-
     from asr.data import read_manifest
+    from asr.progress import progress as progress_bar
     from asr.voices import convert_voices, plan_conversions
 
     utterances = read_manifest(args.manifest, skip_missing=True)
     plan = plan_conversions(utterances, args.voices_per_speaker, args.share, args.seed)
-    progress = lambda it: tqdm(it, total=len(plan), desc="converting voices", unit="clip")  # noqa: E731
+    progress = lambda it: progress_bar(it, total=len(plan), desc="converting voices", unit="clip")  # noqa: E731
     converted, failures = convert_voices(plan, Path(args.out), args.jobs, progress)
     _write_made_speech(Path(args.out) / "manifest.jsonl", converted, failures)
     return 1 if failures else 0
@@ -45,8 +44,7 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from tqdm import tqdm
-
+    from asr.progress import progress as progress_bar
     from asr.synth import assign_speakers, assign_voices, synthesize
 
     texts = []
@@ -62,7 +60,7 @@ def _cmd_synth(args) -> int:
         pairs = assign_speakers(texts, engines, args.speakers, args.seed)
     else:
         pairs = assign_voices(texts, engines, args.per_text, args.seed)
-    progress = lambda it: tqdm(it, total=len(pairs), desc="synthesizing", unit="clip")  # noqa: E731
+    progress = lambda it: progress_bar(it, total=len(pairs), desc="synthesizing", unit="clip")  # noqa: E731
     utterances, failures = synthesize(pairs, Path(args.out), args.jobs, progress)
     _write_made_speech(Path(args.manifest or Path(args.out) / "manifest.jsonl"), utterances, failures)
     return 1 if failures and not utterances else 0
@@ -107,9 +105,11 @@ def _cmd_train(args) -> int:
     from dataclasses import replace
 
     from asr.experiment import load_config
+    from asr.threads import configure_threads
     from asr.train import train
 
     config = load_config(args.config)
+    configure_threads(args.threads, reserve=config.train.num_workers)
     if args.seed is not None:
         config = replace(config, train=replace(config.train, seed=args.seed))
     if args.epochs is not None:
@@ -171,7 +171,9 @@ def _cmd_average(args) -> int:
 def _cmd_evaluate(args) -> int:
     from asr.checkpoint import load_model
     from asr.evaluate import evaluate
+    from asr.threads import configure_threads
 
+    configure_threads(args.threads)
     model = load_model(args.model)
     decoder = model.decoder_config(**_decoder_overrides(args))
     summary = evaluate(model, args.manifest, args.out, model_path=str(model.path), progress=True,
@@ -218,10 +220,12 @@ def _cmd_transcribe(args) -> int:
     from asr.decode import build_decoder
     from asr.speaker_norm import one_speaker_normalization
     from asr.subtitles import group_words, to_srt, to_vtt
+    from asr.threads import configure_threads
     from asr.transcribe import transcribe_file
 
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
         raise AsrError(f"--format {args.format} with several files needs --output-dir (one file per input)")
+    configure_threads(args.threads, level=logging.DEBUG)  # stderr stays for errors (and progress); -v shows it
     model = load_model(args.model)
     decoder = build_decoder(model.decoder_config(**_decoder_overrides(args)), model.tokenizer)
     timestamps = args.format != "txt"
@@ -232,11 +236,11 @@ def _cmd_transcribe(args) -> int:
         from asr.adapt import adapt_to_files
 
         speaker = adapt_to_files(model, args.files, decoder, _adapt_config(args), base=speaker,
-                                 progress=sys.stderr.isatty())
+                                 progress=True)
     failures, rows = 0, []
     for path in args.files:
         try:
-            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=sys.stderr.isatty(),
+            transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=True,
                                          speaker_normalization=speaker)
         except AsrError as err:
             failures += 1
@@ -341,6 +345,22 @@ def _add_decoder_options(p: argparse.ArgumentParser, tuning: bool = False) -> No
     else:
         p.set_defaults(lm_weight=None, word_score=None)
     g.add_argument("--unk-score", type=float, help="score per out-of-lexicon word (default -inf: none allowed)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="torch compute threads (default: OMP_NUM_THREADS when set, else the cores free to this "
+                        "process: its CPU affinity less the other processes running now)")
 
 
 def _add_adapt_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -467,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue from EXP/last.pt (mid-epoch when it was written mid-epoch)")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
+    _add_threads_option(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("shard", help="write a manifest as WebDataset tar shards",
@@ -497,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the report")
     _add_decoder_options(p)
     _add_adapt_options(p, "adapt the model to each speaker label of the manifest")
+    _add_threads_option(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("probe-speakers", help="measure how well a model's recurrent outputs tell speakers apart",
@@ -556,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_options(p)
     _add_adapt_options(p, "the files are all one speaker: adapt the model to that voice")
     p.add_argument("--nbest", type=int, help="hypotheses per file (json lists them as alternatives)")
+    _add_threads_option(p)
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("lm", help="language models for beam search",

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from asr.data import Batch, DistributedBucketBatchSampler, SpeechDataset, collate
 from asr.decode import GreedyDecoder
 from asr.model import AcousticModel
+from asr.progress import progress as progress_bar
 
 
 @dataclass
@@ -73,16 +73,22 @@ def recognize(
     hypotheses, losses = {}, {}
     with torch.inference_mode():
         loader = batches(dataset, max_batch_seconds, batch_size, rank, world_size)
-        for batch in tqdm(loader, desc=description, disable=not progress, leave=False, unit="batch"):
-            if batch is None:
-                continue
-            log_probs, lengths = emissions(network, batch, device)
-            if compute_loss:
-                per_utterance = torch.nn.functional.ctc_loss(
-                    log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
-                    blank=tokenizer.blank_id, reduction="none", zero_infinity=True,
-                ) / batch.target_lengths.clamp_min(1)
-                losses.update(zip(batch.indices, per_utterance.tolist()))
-            best = [nbest[0].text for nbest in decoder.decode(log_probs, lengths)]
-            hypotheses.update(zip(batch.indices, best))
+        plan = list(loader.batch_sampler)  # each batch's dataset indices, in the loader's (unshuffled) order
+        bar = progress_bar(total=sum(map(len, plan)), desc=description, unit="utt", enabled=progress, leave=False)
+        audio_seconds = 0.0
+        for batch, indices in zip(loader, plan):
+            if batch is not None:
+                log_probs, lengths = emissions(network, batch, device)
+                if compute_loss:
+                    per_utterance = torch.nn.functional.ctc_loss(
+                        log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
+                        blank=tokenizer.blank_id, reduction="none", zero_infinity=True,
+                    ) / batch.target_lengths.clamp_min(1)
+                    losses.update(zip(batch.indices, per_utterance.tolist()))
+                best = [nbest[0].text for nbest in decoder.decode(log_probs, lengths)]
+                hypotheses.update(zip(batch.indices, best))
+            audio_seconds += sum(dataset.utterances[i].duration for i in indices)
+            bar.set_postfix_str(f"{audio_seconds:.0f} s audio", refresh=False)
+            bar.update(len(indices))
+        bar.close()
     return Recognition(hypotheses=hypotheses, losses=losses, failed=dict(dataset.failed))

@@ -23,12 +23,12 @@ import logging
 from typing import Callable, Optional
 
 import torch
-from tqdm import tqdm
 
 from asr.data import SpeechDataset
 from asr.errors import AsrError
 from asr.features import LogMel, RunningStatistics
 from asr.model import AcousticModel
+from asr.progress import progress as progress_bar
 from asr.stream import read_blocks
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[s
     """Each labelled speaker's un-augmented features accumulated over all of their readable
     utterances in ``dataset`` (the audio stays cached in it)."""
     accumulators: dict[str, RunningStatistics] = {}
-    for index, utt in enumerate(tqdm(dataset.utterances, desc="speaker statistics", disable=not progress,
-                                     leave=False, unit="utt")):
+    for index, utt in enumerate(progress_bar(dataset.utterances, desc="speaker statistics", enabled=progress,
+                                             leave=False, unit="utt")):
         if utt.speaker is None:
             continue
         try:

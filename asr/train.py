@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Iterable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from asr import distributed
 from asr.adversary import SpeakerAdversary, speaker_ids
@@ -45,6 +44,7 @@ from asr.inference import recognize
 from asr.metrics import error_counts
 from asr.model import AcousticModel
 from asr.plots import plot_training_curves
+from asr.progress import progress
 from asr.speaker_norm import normalize_speakers
 from asr.text import Tokenizer, normalize_text
 from asr.train_state import load_state, random_states, restore_random_states, save_snapshot, save_state
@@ -113,7 +113,7 @@ def learning_rate_factor(step: int, total_steps: int, config: TrainConfig) -> fl
 def feature_statistics(features: Iterable[torch.Tensor], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over feature matrices ``(T, F)``."""
     stats = RunningStatistics(n_mels)
-    for matrix in tqdm(features, desc="feature stats", disable=None, leave=False):
+    for matrix in progress(features, desc="feature stats", unit="utt", leave=False):
         stats.add(matrix)
     return stats.result()
 
@@ -475,9 +475,9 @@ class _Run:
     def _train_epoch(self, epoch: int, position, writer) -> None:
         self.model.train()
         batches = self.data.epoch(epoch, position)
-        bar = tqdm(total=self.data.batches_per_epoch(), desc=f"epoch {epoch}/{self.tc.epochs}", unit="batch",
-                   disable=None if self.context.is_main else True, leave=False)
-        bar.update(position if isinstance(position, int) else sum(position["consumed"]) if position else 0)
+        done = position if isinstance(position, int) else sum(position["consumed"]) if position else 0
+        bar = progress(total=self.data.batches_per_epoch(), desc=f"epoch {epoch}/{self.tc.epochs}", unit="batch",
+                       enabled=self.context.is_main, leave=False, initial=done)
         every = self.tc.checkpoint_every_steps
         while True:
             batch = next(batches, _END)

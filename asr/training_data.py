@@ -30,6 +30,7 @@ from asr.errors import AsrError
 from asr.features import LogMel
 from asr.shards import ShardStream, expand_shard_spec, is_shard_spec, shard_durations, shard_features
 from asr.text import Tokenizer, TokenizerConfig, build_tokenizer
+from asr.threads import single_thread_worker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class ManifestBatches:
         # Its own generator: creating an iterator must not draw from the global torch RNG,
         # or a resumed run's dropout and SpecAugment masks would differ from an uninterrupted one's.
         self.loader = DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=torch.Generator()
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=torch.Generator(),
+            worker_init_fn=single_thread_worker,
         )
         self.consumed = 0
 
@@ -95,7 +97,8 @@ class ShardBatches:
         self.durations = durations
         self.num_workers = num_workers
         self.loader = DataLoader(
-            stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers, generator=torch.Generator()
+            stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers, generator=torch.Generator(),
+            worker_init_fn=single_thread_worker,
         )
         # The epoch length is not known before reading; the schedule uses the number of
         # global batches a manifest of the same utterances would give.

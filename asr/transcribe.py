@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
-from tqdm import tqdm
 
 from asr.align import align_words
 from asr.audio import load_audio
 from asr.checkpoint import PackagedModel
 from asr.decode import GreedyDecoder, Hypothesis
+from asr.progress import progress as progress_bar
 from asr.segment import Segment, SegmenterConfig, split_at_pauses
 from asr.speaker_norm import ONE_SPEAKER, FeatureMap
 from asr.stream import audio_info, read_blocks
@@ -104,8 +104,8 @@ def transcribe_file(
         segments = split_at_pauses(blocks, model.sample_rate, config.segmenter)
     decoded: list[tuple[SegmentText, list[Hypothesis], list[Word]]] = []
     show = progress and info.duration >= PROGRESS_MIN_SECONDS
-    with tqdm(total=round(info.duration, 1), unit="s", desc=Path(path).name, disable=not show, leave=False,
-              mininterval=0.5) as bar, ThreadPoolExecutor(max_workers=1) as decoding:
+    with progress_bar(total=round(info.duration, 1), unit="s", desc=Path(path).name, enabled=show, leave=False,
+                      mininterval=0.5) as bar, ThreadPoolExecutor(max_workers=1) as decoding:
         pending: deque[Future] = deque()  # at most two batches in flight: bounded memory
 
         def collect(future: Future) -> None:

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
-from tqdm import tqdm
 
 from asr.checkpoint import PackagedModel
 from asr.data import SpeechDataset, read_manifest
@@ -14,6 +13,7 @@ from asr.decode import DecoderConfig, build_decoder
 from asr.errors import AsrError
 from asr.inference import batches, emissions
 from asr.metrics import error_counts
+from asr.progress import progress as progress_bar
 from asr.speaker_norm import normalize_speakers
 from asr.text import normalize_text
 
@@ -53,7 +53,7 @@ def tune_lm(
     outputs: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []  # (indices, (B, T, V), (B,))
     model.network.eval()
     with torch.inference_mode():
-        for batch in tqdm(batches(dataset), desc="acoustic model", disable=not progress, leave=False):
+        for batch in progress_bar(batches(dataset), desc="acoustic model", unit="batch", enabled=progress, leave=False):
             if batch is not None:
                 outputs.append((batch.indices, *emissions(model.network, batch)))
     references = {i: normalize_text(u.text) for i, u in enumerate(utterances)}
@@ -73,7 +73,7 @@ def tune_lm(
     greedy_wer = score(build_decoder(DecoderConfig(), model.tokenizer))[0]
     grid = [(w, s) for w in lm_weights for s in word_scores]
     points = []
-    for lm_weight, word_score in tqdm(grid, desc="grid", disable=not progress, leave=False):
+    for lm_weight, word_score in progress_bar(grid, desc="grid", unit="point", enabled=progress, leave=False):
         config = replace(base, lm_weight=lm_weight, word_score=word_score)
         points.append(GridPoint(lm_weight, word_score, *score(build_decoder(config, model.tokenizer))))
     best = min(points, key=lambda p: (p.wer, p.cer))

@@ -8,9 +8,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from asr.errors import AsrError
+from asr.progress import progress as progress_bar
 
 
 def download(url: str, destination: Path, progress: bool = True) -> Path:
@@ -22,7 +21,7 @@ def download(url: str, destination: Path, progress: bool = True) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=destination.name, enabled=progress) as bar:
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     bar.update(len(chunk))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
 from asr.corpora.common import readable_duration, skip_line, text_lines, warn_missing
 from asr.data import Utterance
 from asr.errors import AsrError
+from asr.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def _read_transcripts(path: Path) -> list[tuple[str, str]]:
 def read_subset(folder: Path) -> list[Utterance]:
     """Every transcribed utterance of one subset folder that has readable audio."""
     utterances, missing = [], []
-    for transcript in tqdm(sorted(folder.glob("*/*/*.trans.txt")), desc=folder.name, unit="chapter", disable=None, leave=False):
+    for transcript in progress(sorted(folder.glob("*/*/*.trans.txt")), desc=folder.name, unit="chapter", leave=False):
         speaker = transcript.parent.parent.name
         for utt_id, text in _read_transcripts(transcript):
             audio = transcript.parent / f"{utt_id}.flac"
