@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import stat
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from asr.errors import AsrError
 from asr.progress import progress as progress_bar
@@ -32,19 +34,50 @@ def download(url: str, destination: Path, progress: bool = True) -> Path:
     return destination
 
 
+def _zip_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be unpacked, or ``None``: an absolute path (``/x``, ``C:x``), a
+    ``..`` component (with either slash), or an entry that is not a plain file or folder."""
+    name = info.filename
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        return "has an absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "has a '..' component"
+    kind = stat.S_IFMT(info.external_attr >> 16)  # the Unix mode, where the archiver recorded one
+    if kind == stat.S_IFLNK:
+        return "is a symbolic link"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "is a special file (a device, pipe or socket)"
+    return None
+
+
+def _tar_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter (no ``..`` or links leaving the folder, no devices, no odd
+    permissions), and absolute names refused instead of having their leading slash removed."""
+    if member.name.startswith(("/", "\\")) or PureWindowsPath(member.name).drive:
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, path)
+
+
 def extract(archive: Path, out_dir: Path) -> None:
-    """Unpack a .tar(.gz/.bz2/.xz) or .zip archive into ``out_dir``, refusing unsafe paths."""
+    """Unpack a .tar(.gz/.bz2/.xz) or .zip archive into ``out_dir``, refusing every member that
+    would write outside it: absolute paths, ``..``, links leading out, devices (tar), links (zip).
+
+    A refused member raises :class:`AsrError` naming the archive and the member.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zipped:
-                for name in zipped.namelist():
-                    if Path(name).is_absolute() or ".." in Path(name).parts:
-                        raise AsrError(f"{archive}: unsafe path {name!r} in archive")
+                for info in zipped.infolist():  # all checked before anything is written
+                    problem = _zip_problem(info)
+                    if problem:
+                        raise AsrError(f"{archive}: refused to unpack: member {info.filename!r} {problem}")
                 zipped.extractall(out_dir)
         else:
             with tarfile.open(archive) as tar:
-                tar.extractall(out_dir, filter="data")
+                tar.extractall(out_dir, filter=_tar_filter)
+    except tarfile.FilterError as err:
+        raise AsrError(f"{archive}: refused to unpack: {err}") from None  # the message names the member
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
         raise AsrError(f"{archive}: cannot unpack ({err})") from None
 
