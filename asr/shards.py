@@ -217,11 +217,17 @@ def open_shard(url: str) -> Iterator[BinaryIO]:
 
 def iterate_samples(url: str) -> Iterator[ShardSample]:
     """The utterances of one shard in file order; incomplete samples and an unreadable rest of
-    the shard are logged and skipped, the samples read so far are kept."""
+    the shard are logged and skipped, the samples read so far are kept.
+
+    The shard is read as a stream, in memory: nothing is ever extracted to disk. A member that
+    is not a regular file (a link, a device, a pipe; folder entries are passed over) or whose
+    name is absolute or has a ``..`` component raises :class:`AsrError` naming the shard and
+    the member: such a tar is not a shard this toolkit wrote, nor one WebDataset tools write.
+    """
     count = 0
     try:
         with open_shard(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-            for key, fields in _grouped_members(tar):
+            for key, fields in _grouped_members(tar, url):
                 sample = _sample(url, key, fields)
                 if sample is not None:
                     count += 1
@@ -230,13 +236,33 @@ def iterate_samples(url: str) -> Iterator[ShardSample]:
         log.warning("%s: unreadable after %d utterance(s) (%s); the rest of this shard is skipped", url, count, err)
 
 
-def _grouped_members(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a shard member is refused, or ``None`` for a regular file with a safe relative name."""
+    name = member.name
+    if not member.isfile():
+        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
+                else "a device file" if member.ischr() or member.isblk()
+                else "a named pipe" if member.isfifo() else "not a regular file")
+        return f"is {kind}"
+    if not name or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "has an absolute path" if name else "has no name"
+    if ".." in re.split(r"[/\\]", name):
+        return "has a '..' component"
+    return None
+
+
+def _grouped_members(tar: tarfile.TarFile, url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, {extension: bytes})`` for each run of consecutive members sharing a key
-    (the member path up to the first dot of its file name, as WebDataset defines it)."""
+    (the member path up to the first dot of its file name, as WebDataset defines it); read in
+    memory, never extracted. An unsafe member raises :class:`AsrError` (see :func:`iterate_samples`)."""
     key, fields = None, {}
     for member in tar:
-        if not member.isfile():
-            continue
+        if member.isdir():
+            continue  # a folder entry (tar cf shard.tar folder/) holds no data
+        problem = _member_problem(member)
+        if problem:
+            raise AsrError(f"{url}: member {member.name!r} {problem}; a shard holds only regular files "
+                           "with relative names (refused: the shard is not read further)")
         folder, _, filename = member.name.rpartition("/")
         stem, _, extension = filename.partition(".")
         member_key = f"{folder}/{stem}" if folder else stem

@@ -197,6 +197,77 @@ def test_damaged_shards_lose_only_what_is_damaged(corpus, tmp_path, caplog):
     assert "partial.tar:b: sample skipped" in caplog.text  # a 100-byte WAV has no readable header
 
 
+def _hostile_shard(path, good_audio, member):
+    """A shard with two good samples, then ``member`` (TarInfo fields), then a third good sample."""
+    with tarfile.open(path, "w") as tar:
+        for fields, payload in [({"name": "good1.wav"}, good_audio), ({"name": "good1.txt"}, b"one"),
+                                ({"name": "good2.wav"}, good_audio), ({"name": "good2.txt"}, b"two"),
+                                (member, b"evil" if "type" not in member else None),
+                                ({"name": "good3.wav"}, good_audio), ({"name": "good3.txt"}, b"three")]:
+            fields = dict(fields)
+            info = tarfile.TarInfo(fields.pop("name"))
+            for key, value in fields.items():
+                setattr(info, key, value)
+            if payload is not None:
+                info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+@pytest.mark.parametrize(
+    "member,problem",
+    [
+        ({"name": "evil.wav", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "is a symbolic link"),
+        ({"name": "evil.wav", "type": tarfile.LNKTYPE, "linkname": "good1.wav"}, "is a hard link"),
+        ({"name": "evil.wav", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, "is a device file"),
+        ({"name": "evil.wav", "type": tarfile.FIFOTYPE}, "is a named pipe"),
+        ({"name": "../evil.wav"}, "has a '..' component"),
+        ({"name": "utt/../../evil.txt"}, "has a '..' component"),
+        ({"name": "/etc/evil.wav"}, "has an absolute path"),
+    ],
+)
+def test_unsafe_shard_members_are_refused_naming_shard_and_member(fsdd_clips, tmp_path, member, problem):
+    audio = (fsdd_clips / "0_george_10.wav").read_bytes()
+    shard = str(_hostile_shard(tmp_path / "hostile.tar", audio, member))
+    read = []
+    with pytest.raises(AsrError) as caught:
+        for sample in iterate_samples(shard):
+            read.append(sample.key)
+    assert str(caught.value).startswith(f"{shard}: member {member['name']!r} {problem}")
+    assert read == ["good1"]  # samples completed before it are kept; nothing from it on is used
+    with pytest.raises(AsrError, match="hostile.tar: member"):
+        shard_durations([shard])  # an unindexed shard is scanned before training: refused up front
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.tar"]
+
+
+def test_shards_are_read_in_memory_never_extracted(corpus, tmp_path, monkeypatch):
+    folder, _, _ = corpus
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a shard member was extracted to disk")
+
+    for method in ("extract", "extractall", "_extract_member", "makefile", "makelink"):
+        monkeypatch.setattr(tarfile.TarFile, method, refuse)
+    monkeypatch.chdir(tmp_path)
+    # a folder entry, as `tar cf shard.tar folder/` writes one, is passed over, not refused
+    with tarfile.open(tmp_path / "with-folder.tar", "w") as tar:
+        tar.addfile(_folder("utt"))
+        with tarfile.open(folder / "shards" / "shard-000000.tar") as source:
+            for info in source:
+                info.name = f"utt/{info.name}"
+                tar.addfile(info, source.extractfile(info))
+    samples = [s for url in expand_shard_spec(str(folder / "shards")) for s in iterate_samples(url)]
+    assert len(samples) == 40
+    assert len(list(iterate_samples(str(tmp_path / "with-folder.tar")))) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["with-folder.tar"]
+
+
+def _folder(name):
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    return info
+
+
 def test_unreadable_audio_and_duplicate_ids_when_sharding(fsdd_clips, tmp_path, caplog):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF not really")
