@@ -8,15 +8,14 @@ same folder and are renamed into place, so a crash never leaves half a file.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from asr.atomic import atomic_open
 from asr.config import dataclass_from_dict
 from asr.errors import AsrError
 from asr.features import FeatureConfig, LogMel
@@ -29,22 +28,10 @@ DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "english" / MODEL_FILENAM
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save(obj, out)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes files private; a model is as readable as any file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to a temporary file beside ``path``, then rename over it; on any failure
+    (a full disk included) the temporary file is removed and the previous ``path`` is untouched."""
+    with atomic_open(path) as out:
+        torch.save(obj, out)
 
 
 def safe_load(path: str | Path) -> Any:

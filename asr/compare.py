@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from asr.atomic import write_text_atomic
 from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, PairedBootstrap, paired_bootstrap
 from asr.errors import AsrError
 from asr.metrics import ErrorCounts
@@ -172,7 +173,8 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     """Write ``compare.html`` and ``compare.json`` into ``out_dir``; returns the HTML path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "compare.json").write_text(json.dumps(comparison.to_json(), indent=2) + "\n", encoding="utf-8")
+    page, data = comparison_html(comparison), json.dumps(comparison.to_json(), indent=2) + "\n"
     html = out_dir / "compare.html"
-    html.write_text(comparison_html(comparison), encoding="utf-8")
+    write_text_atomic(html, page)  # both rendered first, each replaced whole: a failure leaves the old pair
+    write_text_atomic(out_dir / "compare.json", data)
     return html

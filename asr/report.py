@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from asr.atomic import write_text_atomic
 from asr.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
-from asr.report_html import decoder_label, write_evaluation_html
+from asr.report_html import decoder_label, evaluation_html
 from asr.scoring import (
     ScoredUtterance,
     UtteranceScore,
@@ -53,11 +54,18 @@ def write_reports(out_dir: Path, utterances: Sequence[ScoredUtterance], failed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = score_utterances(utterances)
     summary = summarize(scores, extra)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    (out_dir / "report.md").write_text(markdown_report(summary, scores, failed, title), encoding="utf-8")
-    write_alignments(out_dir / "alignments.txt", scores, title)
-    write_hypotheses(out_dir / "hyp.jsonl", utterances)
-    write_evaluation_html(out_dir / "report.html", summary, scores, failed, title)
+    # every file is rendered before any is written, and each is replaced atomically, summary.json
+    # last: a failure leaves an earlier run's files whole (never half a file), and a summary.json
+    # newer than the reports beside it is never seen
+    files = {
+        "report.md": markdown_report(summary, scores, failed, title),
+        "alignments.txt": alignments_text(scores, title),
+        "hyp.jsonl": hypotheses_text(utterances),
+        "report.html": evaluation_html(summary, scores, failed, title),
+        "summary.json": json.dumps(summary, indent=2, default=str) + "\n",
+    }
+    for name, text in files.items():
+        write_text_atomic(out_dir / name, text)
     return summary
 
 
@@ -93,7 +101,12 @@ def alignment_block(score: UtteranceScore) -> list[str]:
 
 
 def write_alignments(path: Path, scores: Sequence[UtteranceScore], title: str) -> None:
-    """``alignments.txt``: every utterance, in manifest order, as an sclite-style block."""
+    """``alignments.txt``: every utterance, in manifest order, as an sclite-style block (atomically)."""
+    write_text_atomic(path, alignments_text(scores, title))
+
+
+def alignments_text(scores: Sequence[UtteranceScore], title: str) -> str:
+    """The contents of ``alignments.txt``."""
     lines = [
         f"# {title}: word alignments (sclite pralign style)",
         "# lower case: correct; UPPER CASE: error; ***: no word on that side; Eval: S substitution, "
@@ -102,7 +115,7 @@ def write_alignments(path: Path, scores: Sequence[UtteranceScore], title: str) -
     ]
     for score in scores:
         lines += alignment_block(score) + [""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -163,13 +176,20 @@ def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dic
 
 
 def write_hypotheses(path: Path, utterances: Sequence[ScoredUtterance]) -> None:
-    """``hyp.jsonl``: one manifest-like line per utterance with the hypothesis and the reference."""
-    with path.open("w", encoding="utf-8") as out:
-        for utt in utterances:
-            row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
-            if utt.speaker:
-                row["speaker"] = utt.speaker
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    """``hyp.jsonl``: one manifest-like line per utterance with the hypothesis and the reference
+    (written atomically)."""
+    write_text_atomic(path, hypotheses_text(utterances))
+
+
+def hypotheses_text(utterances: Sequence[ScoredUtterance]) -> str:
+    """The contents of ``hyp.jsonl``."""
+    lines = []
+    for utt in utterances:
+        row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
+        if utt.speaker:
+            row["speaker"] = utt.speaker
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return "".join(lines)
 
 
 def results_table(summaries: dict[str, dict], pooled: bool = True) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from asr import __version__
+from asr.atomic import write_text_atomic
 from asr.plots import (
     confusions_figure,
     figure_png,
@@ -288,7 +289,7 @@ def write_evaluation_html(path: Path, summary: dict, scores: Sequence[UtteranceS
                           title: str) -> None:
     """``report.html``: headline numbers, plots (WER by speaker and by length, top confusions),
     per-speaker table, utterances not scored, and every utterance aligned, sortable and filterable."""
-    path.write_text(evaluation_html(summary, scores, failed, title), encoding="utf-8")
+    write_text_atomic(path, evaluation_html(summary, scores, failed, title))
 
 
 def comparison_html(comparison: "Comparison") -> str:

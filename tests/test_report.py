@@ -1,7 +1,10 @@
 """Evaluation reports: pooled scoring, per-speaker sums, bootstrap intervals, the sclite-style
 alignments, the HTML page in a real headless browser, and `asr compare`."""
 
+import errno
+import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from asr.bootstrap import paired_bootstrap, wer_interval
-from asr.compare import compare
+from asr.compare import compare, write_comparison
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
 from asr.metrics import error_counts
@@ -286,3 +289,119 @@ def test_compare_html_in_a_headless_browser(tmp_path):
     assert re.search(r'id="wer-a">22\.22 %<', dom) and re.search(r'id="wer-b">5\.56 %<', dom)
     assert "25 of 30 utterances shown" in dom  # opens on the changed ones: 20 repaired, 5 broken
     assert "5 of 30 utterances shown" in _dump_dom(browser, page.as_uri() + "#worse", tmp_path / "profile")
+
+
+HOSTILE = [  # (id, speaker, reference, hypothesis): markup in every field that reaches a page
+    ('<script>alert("id")</script>', "</td><script>alert(1)</script>", "yes <script>alert(2)</script> no",
+     "yes </td></tr><td>x no"),
+    ("u2", 'bob" onmouseover="alert(3)', "a </td> b", "a <img src=x onerror=alert(4)> b"),
+    ("u3", "carol", "plain words here", "plain words there"),
+]
+
+
+def _assert_inert(html: str, inline_scripts: int = 1):
+    """No markup from the data survives: only the page's own script, cells balanced, text escaped."""
+    assert html.count("<script") == inline_scripts
+    assert "alert(" not in html.split("<script>")[-1].split("</script>")[0]  # not inside the page's script
+    assert html.count("<td") == html.count("</td>")
+    assert html.count("<tr") == html.count("</tr>")
+    assert "<img src=x" not in html and 'onmouseover="alert' not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html and "&lt;/td&gt;&lt;/tr&gt;&lt;td&gt;x" in html
+    assert "&lt;img" in html and "onerror=alert(4)&gt;" in html  # words of the alignment, each escaped
+
+
+def test_markup_in_utterances_is_escaped_in_report_and_compare_pages(tmp_path):
+    """Transcripts, ids, speakers, failed paths and folder names are text, never markup."""
+    failed = {"/data/<script>alert(5)</script>.wav": "cannot read </td> audio"}
+    folder_a, folder_b = tmp_path / "<svg onload=alert(7)>", tmp_path / "B"
+    utterances = [ScoredUtterance(key, ref, hyp, speaker, 1.0) for key, speaker, ref, hyp in HOSTILE]
+    write_reports(folder_a, utterances, failed, {"decoder": "greedy", "manifest": "<i>m</i>.jsonl"},
+                  title="<script>alert(6)</script>")
+    html = (folder_a / "report.html").read_text()
+    _assert_inert(html)
+    assert "&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;" in html and "/data/&lt;script&gt;alert(5)" in html
+    assert "<title>&lt;script&gt;alert(6)&lt;/script&gt;</title>" in html and "&lt;i&gt;m&lt;/i&gt;.jsonl" in html
+
+    better = [ScoredUtterance(key, ref, ref, speaker, 1.0) for key, speaker, ref, _ in HOSTILE]
+    write_reports(folder_b, better, {}, {"decoder": "greedy"}, title="B")
+    page = write_comparison(compare(folder_a, folder_b, samples=200), tmp_path / "cmp")
+    html = page.read_text()
+    _assert_inert(html)
+    assert "<svg" not in html and "<h1>&lt;svg onload=alert(7)&gt; vs B</h1>" in html
+
+
+class _DiskFull:
+    """A file that takes half of what is written to it, then fails as a full disk does."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        self.real.write(data[: len(data) // 2])
+        self.real.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+
+def _fill_disk_on(monkeypatch, filename):
+    """Every file opened for writing whose name is ``filename`` (or a temporary file named after
+    it) fills the disk half-way through its contents."""
+    real_open = io.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        name = os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else os.fspath(file)
+        if ("w" in mode or "x" in mode) and os.path.basename(name).lstrip(".").startswith(filename):
+            return _DiskFull(handle)
+        return handle
+
+    monkeypatch.setattr(io, "open", open_)
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("failing", ["summary.json", "report.md", "hyp.jsonl", "report.html", "alignments.txt"])
+def test_a_failed_rewrite_leaves_the_earlier_reports_whole(tmp_path, monkeypatch, failing):
+    """A full disk while an --out folder from an earlier run is rewritten: every file is the
+    earlier run's, whole, and no temporary file is left behind."""
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to name the file behind a descriptor")
+    folder = tmp_path / "eval"
+    write_reports(folder, hand_made(), {}, {"decoder": "greedy"}, title="first run")
+    before = _files(folder)
+    json.loads(before["summary.json"])
+    _fill_disk_on(monkeypatch, failing)
+    second = hand_made([(k, s, r, r) for k, s, r, _ in HAND_MADE])  # a perfect run: every file would differ
+    with pytest.raises(OSError, match="No space left"):
+        write_reports(folder, second, {}, {"decoder": "greedy"}, title="second run")
+    monkeypatch.undo()
+    after = _files(folder)
+    assert sorted(after) == sorted(before)  # no .tmp file left
+    if failing != "summary.json":  # the files before it may be the second run's, each whole; summary.json is last
+        assert after["summary.json"] == before["summary.json"]
+    assert after[failing] == before[failing]
+    assert json.loads(after["summary.json"])["wer"] == pytest.approx(5 / 22)
+
+
+def test_a_report_that_fails_to_render_changes_no_file(tmp_path, monkeypatch):
+    folder = tmp_path / "eval"
+    write_reports(folder, hand_made(), {}, {"decoder": "greedy"}, title="first run")
+    before = _files(folder)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr("asr.report_html.confusions_figure", broken)
+    with pytest.raises(RuntimeError, match="plotting failed"):
+        write_reports(folder, hand_made(HAND_MADE[:2]), {}, {"decoder": "greedy"}, title="second run")
+    assert _files(folder) == before  # rendered before anything is written: not a mix of two runs

@@ -1,15 +1,22 @@
 """Safe loading: a model or checkpoint file that would run code when unpickled is refused, and the
-code never runs, on every path that reads one (load_model, transcribe, evaluate, train --resume, average)."""
+code never runs, on every path that reads one (load_model, transcribe, evaluate, train --resume, average);
+and a failed write (a full disk) never costs the previous model.pt or last.pt."""
 
+import errno
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from asr.checkpoint import MODEL_FILENAME, MODEL_FORMAT, load_model
+from asr.checkpoint import MODEL_FILENAME, MODEL_FORMAT, atomic_save, load_model, package
 from asr.cli import main
 from asr.errors import AsrError
+from asr.features import FeatureConfig
+from asr.model import AcousticModel, ModelConfig
+from asr.text import CharTokenizer
+from asr.train_state import STATE_FILENAME, load_state, save_state
 
 
 class Payload:
@@ -78,3 +85,46 @@ def test_every_other_loading_command_refuses_it(tmp_path, fsdd_clips, capsys):
         assert "refused to load: not a plain-tensor checkpoint" in err, (command, err)
     assert not marker.exists()
     assert not (tmp_path / "avg.pt").exists()
+
+
+def _fill_the_disk(obj, f, *args, **kwargs):
+    """torch.save as it goes on a full disk: part of the file is written, then ENOSPC."""
+    f.write(b"PK\x03\x04 the first bytes of a zip")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _fsync_fails(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")  # the data did not fit when flushed
+
+
+@pytest.mark.parametrize("where", ["torch.save", "os.fsync"])
+def test_a_full_disk_while_saving_model_pt_leaves_the_previous_one_loadable(tmp_path, monkeypatch, where):
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer()
+    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
+    atomic_save(package(network, tokenizer, {"run": "first"}), tmp_path / MODEL_FILENAME)
+    before = (tmp_path / MODEL_FILENAME).read_bytes()
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(1.0)
+    if where == "torch.save":
+        monkeypatch.setattr(torch, "save", _fill_the_disk)
+    else:
+        monkeypatch.setattr(os, "fsync", _fsync_fails)
+    with pytest.raises(OSError, match="No space left on device"):
+        atomic_save(package(network, tokenizer, {"run": "second"}), tmp_path / MODEL_FILENAME)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MODEL_FILENAME]  # no temporary file left behind
+    assert (tmp_path / MODEL_FILENAME).read_bytes() == before
+    assert load_model(tmp_path).metadata == {"run": "first"}
+
+
+def test_a_full_disk_while_saving_last_pt_leaves_the_previous_state_resumable(tmp_path, monkeypatch):
+    save_state({"epoch": 3, "step": 120, "weights": torch.arange(4.0)}, tmp_path)
+    monkeypatch.setattr(torch, "save", _fill_the_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        save_state({"epoch": 4, "step": 160, "weights": torch.zeros(4)}, tmp_path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILENAME]
+    state = load_state(tmp_path)
+    assert state["epoch"] == 3 and state["step"] == 120 and torch.equal(state["weights"], torch.arange(4.0))
