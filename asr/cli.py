@@ -470,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("import-kaldi", help="turn a Kaldi data directory into a manifest",
-                       description="Read wav.scp (plain paths only), text, utt2spk and segments of a Kaldi "
+                       description="Read wav.scp (paths, or sph2pipe/sox decoding pipes: parsed, never run), "
+                                   "text, utt2spk and segments of a Kaldi "
                                    "data directory and write a JSON-lines manifest (segments become offset/duration).")
     p.add_argument("data_dir", metavar="DIR", help="Kaldi data directory")
     p.add_argument("--out", required=True, help="manifest to write (JSON lines)")
