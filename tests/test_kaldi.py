@@ -177,7 +177,8 @@ def test_sox_and_sph2pipe_lines_are_read_without_running_them(shared_data, tmp_p
     assert not (tmp_path / "ran").exists()  # no sox, sph2pipe or shell was started
     rows = {u.id: u for u in read_manifest(tmp_path / "m.jsonl")}
     assert {k: u.audio_filepath for k, u in rows.items()} == {
-        "rec1": str(audio / f"{RECORDINGS[0]}.wav"), "rec2": str(sphere), "rec3": str(local), "rec4": str(sphere)}
+        "rec1": str((audio / f"{RECORDINGS[0]}.wav").resolve()), "rec2": str(sphere.resolve()),
+        "rec3": str(local.resolve()), "rec4": str(sphere.resolve())}
     assert rows["rec1"].duration == 6.35
     whole = load_audio(audio / f"{RECORDINGS[1]}.wav", 8000)
     assert torch.equal(rows["rec2"].load(8000), whole)  # the SPHERE file read directly: the same samples
