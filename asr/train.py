@@ -77,6 +77,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes that read and featurise audio
     shuffle_buffer: int = 500  # streamed shards: utterances in the shuffle buffer (memory: their encoded audio)
     bucket_buffer: int = 500  # streamed shards: utterances sorted together into length buckets
+    init_from: str = ""  # a packaged model (model.pt or experiment folder) whose weights start training; "" = random
     speaker_adversary_weight: float = 0.0  # > 0: speaker-adversarial training, the reversed gradient's scale (asr.adversary)
     speaker_adversary_hidden: int = 128  # hidden units of the adversarial speaker classifier
 
@@ -228,6 +229,23 @@ def train(
         distributed.stop(context)
 
 
+def _initialise_from(network: AcousticModel, tokenizer: Tokenizer, model_path: str) -> None:
+    """Start from a packaged model's weights and normalisation statistics (fine-tuning). The model
+    must have the same shape and token vocabulary; otherwise training stops with what differs."""
+    from asr.checkpoint import load_model
+
+    start = load_model(model_path)
+    if list(start.tokenizer.vocabulary) != list(tokenizer.vocabulary):
+        raise AsrError(f"init_from {model_path}: its tokens differ from this training set's; fine-tuning needs the same")
+    if start.network.config != network.config or start.network.feature_config != network.feature_config:
+        raise AsrError(
+            f"init_from {model_path}: its [model]/[features] differ from this config's "
+            f"({start.network.config}, {start.network.feature_config})"
+        )
+    network.load_state_dict(start.network.state_dict())
+    log.info("initialised from %s", start.path)
+
+
 _END = object()  # what next() returns when this process' batches for the epoch are used up
 
 
@@ -262,7 +280,9 @@ class _Run:
         )
 
         network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
-        if config.features.normalization in ("global", "speaker") and state is None and context.is_main:
+        if tc.init_from and state is None:
+            _initialise_from(network, self.tokenizer, tc.init_from)
+        elif config.features.normalization in ("global", "speaker") and state is None and context.is_main:
             # The other processes receive these statistics from the first one (below).
             features = self.data.statistics_features(tc.stats_utterances, tc.seed)
             network.normalizer.set_statistics(*feature_statistics(features, config.features.n_mels))

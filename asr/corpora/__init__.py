@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from asr.corpora import an4, english, fsdd, librispeech, ljspeech, yesno
+from asr.corpora import an4, english, fsdd, librispeech, ljspeech, vctk, yesno
 from asr.corpora.download import fetch, fetch_many
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 LM_TEXT = "lm_text.txt"  # written beside the manifests by corpora that have lm_text()
 CORPORA = {
-    "yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech, "librispeech": librispeech, "english": english,
+    "yesno": yesno, "fsdd": fsdd, "an4": an4, "ljspeech": ljspeech, "librispeech": librispeech, "vctk": vctk,
+    "english": english,
 }  # fmt: skip
 
 

@@ -1,8 +1,9 @@
-"""The default English model's corpus: LJ Speech, AN4 and FSDD together, plus text to synthesize.
+"""The default English model's corpus: LJ Speech, AN4, FSDD and VCTK together, plus text to synthesize.
 
-``src`` holds the three corpora in their own layouts as ``ljspeech/``, ``an4/`` and
-``fsdd/`` (like ``../shared/data``). Each corpus keeps its own held-out parts:
-LJ Speech whole chapters, AN4 unseen speakers, FSDD file indices 0-9. The dev set
+``src`` holds the corpora in their own layouts as ``ljspeech/``, ``an4/``,
+``fsdd/`` and, where present, ``vctk/`` (like ``../shared/data``). Each corpus keeps
+its own held-out parts: LJ Speech whole chapters, AN4 and VCTK unseen speakers
+(a one-speaker VCTK copy is all test), FSDD file indices 0-9. The dev set
 pools their dev parts; each corpus' test part is its own split (``test_ljspeech``,
 ``test_an4``, ``test_fsdd``) so results are reported per test set.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.corpora import an4, fsdd, ljspeech
+from asr.corpora import an4, fsdd, ljspeech, vctk
 from asr.data import Utterance
 from asr.errors import AsrError
 from asr.phrases import DIGITS, generate_phrases
@@ -23,6 +24,7 @@ from asr.text import normalize_text
 
 DOWNLOAD_URL = None  # assembled from the three corpora; download each one on its own
 PARTS = {"ljspeech": ljspeech, "an4": an4, "fsdd": fsdd}
+OPTIONAL_PARTS = {"vctk": vctk}  # used when ``src`` has them
 GENERATED_PHRASES = 3000  # number/letter phrases in the synthesis and LM text
 SYNTH_TEXT = {  # file written beside the manifests -> what it holds
     "synth_ljspeech.txt": "LJ Speech sentences outside the held-out chapters",
@@ -36,11 +38,13 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
     if missing:
         raise AsrError(f"{src}: expected the folders {', '.join(PARTS)} (missing: {', '.join(missing)})")
     splits: dict[str, list[Utterance]] = {"train": [], "dev": []}
-    for name, module in PARTS.items():
+    present = {name: module for name, module in OPTIONAL_PARTS.items() if (src / name).is_dir()}
+    for name, module in {**PARTS, **present}.items():
         parts = module.prepare(src / name)
         splits["train"] += parts["train"]
         splits["dev"] += parts["dev"]
-        splits[f"test_{name}"] = parts["test"]
+        if parts["test"]:
+            splits[f"test_{name}"] = parts["test"]
     return splits
 
 
