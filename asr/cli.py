@@ -286,6 +286,132 @@ def _cmd_lm_build(args) -> int:
     return 0
 
 
+def _read_arpa(path: str):
+    """An ARPA file as :class:`asr.arpa.BackoffLM`, or an AsrError naming the file."""
+    from asr.arpa import read_arpa
+
+    _read_arpa_check(path)
+    return read_arpa(path)
+
+
+def _ngram_counts(model) -> list[int]:
+    return [len(table) for table in model.probs]
+
+
+def _file_size(path: str | Path) -> str:
+    size = Path(path).stat().st_size
+    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+
+
+def _words(model) -> set[str]:
+    """The words of a :class:`asr.arpa.BackoffLM`, without ``<s>``, ``</s>`` and ``<unk>``."""
+    from asr.arpa import SENTENCE_END, SENTENCE_START, UNK
+
+    return model.vocabulary - {SENTENCE_START, SENTENCE_END, UNK}
+
+
+def _lm_tokenizer(model_path: str | None):
+    from asr.checkpoint import load_model
+    from asr.text import CharTokenizer
+
+    return load_model(model_path).tokenizer if model_path else CharTokenizer()
+
+
+def _cmd_lm_mix(args) -> int:
+    from asr.arpa import interpolate, perplexity, write_arpa
+    from asr.lm import read_sentences
+    from asr.text import normalize_text
+
+    a, b = _read_arpa(args.lm_a), _read_arpa(args.lm_b)
+    if args.weights is not None and not args.tune_on:
+        raise AsrError("--weights is the grid of --tune-on; with one weight give --weight")
+    tuned = ""
+    if args.tune_on:
+        sentences = [normalize_text(line) for path in args.tune_on for line in read_sentences(path)]
+        sentences = [s.split() for s in sentences if s]
+        if not sentences:
+            raise AsrError(f"{', '.join(args.tune_on)}: no usable sentences to tune the weight on")
+        words = sum(len(s) for s in sentences)
+        known = a.vocabulary | b.vocabulary
+        oov = sum(w not in known for s in sentences for w in s)
+        grid = args.weights or [round(0.1 * i, 1) for i in range(1, 10)]
+        print(f"perplexity on {', '.join(args.tune_on)} ({len(sentences)} sentences, {words} words, "
+              f"{oov} outside both vocabularies, scored as <unk>):")
+        print(f"| weight of {Path(args.lm_a).name} | perplexity |\n|---:|---:|")
+        best = None
+        for weight in grid:
+            mixed = interpolate(a, b, weight)
+            ppl = perplexity(mixed, sentences)
+            print(f"| {weight:g} | {ppl:.2f} |")
+            if best is None or ppl < best[1]:
+                best = (weight, ppl, mixed)
+        weight, ppl, mixed = best
+        tuned = f"; best of {len(grid)} weights by perplexity {ppl:.2f} on the tuning text"
+    else:
+        weight = args.weight
+        mixed = interpolate(a, b, weight)
+    write_arpa(mixed, args.out)
+    print(f"{args.out}: {weight:g} x {args.lm_a} + {1 - weight:g} x {args.lm_b}, order {mixed.order}, "
+          f"{len(_words(mixed))} words, n-grams {_ngram_counts(mixed)}, {_file_size(args.out)}{tuned}")
+    return 0
+
+
+def _cmd_lm_prune(args) -> int:
+    from asr.arpa import prune, write_arpa
+
+    if args.threshold < 0:
+        raise AsrError(f"--threshold must be >= 0, not {args.threshold}")
+    model = _read_arpa(args.lm)
+    pruned = prune(model, args.threshold)
+    write_arpa(pruned, args.out)
+    print(f"{args.out}: pruned {args.lm} at threshold {args.threshold:g}: n-grams {_ngram_counts(model)} -> "
+          f"{_ngram_counts(pruned)}, {_file_size(args.lm)} -> {_file_size(args.out)}")
+    return 0
+
+
+def _cmd_lm_lexicon(args) -> int:
+    from asr.atomic import write_text_atomic
+    from asr.lm import arpa_vocabulary, lexicon_lines
+
+    _read_arpa_check(args.lm)
+    tokenizer = _lm_tokenizer(args.model)
+    lines, unspellable = lexicon_lines(arpa_vocabulary(args.lm), tokenizer)
+    if not lines:
+        raise AsrError(f"{args.lm}: none of its words can be spelled in the model's tokens; no lexicon written")
+    write_text_atomic(args.out, "".join(lines))
+    skipped = (f"; {len(unspellable)} word(s) the tokens cannot spell left out (first: {unspellable[0]!r})"
+               if unspellable else "")
+    print(f"{args.out}: lexicon of {len(lines)} words of {args.lm} spelled in the model's tokens{skipped}")
+    return 0
+
+
+def _read_arpa_check(path: str) -> None:
+    """An AsrError naming ``path`` unless it is an ARPA text file (checked without reading it all)."""
+    from asr.decode import is_arpa_text
+
+    if not Path(path).is_file():
+        raise AsrError(f"{path}: no such file")
+    if not is_arpa_text(path):
+        raise AsrError(f"{path}: not an ARPA language model (no \\data\\ header; a KenLM binary or compressed "
+                       "file must be turned back into ARPA text)")
+
+
+def _cmd_lm_restrict(args) -> int:
+    from asr.arpa import restrict_vocabulary, write_arpa
+    from asr.lm import spell
+
+    model = _read_arpa(args.lm)
+    tokenizer = _lm_tokenizer(args.model)
+    restricted = restrict_vocabulary(model, lambda word: spell(word, tokenizer) is not None)
+    write_arpa(restricted, args.out)
+    removed = sorted(_words(model) - _words(restricted))
+    first = f" (first: {removed[0]!r})" if removed else ""
+    print(f"{args.out}: {len(_words(restricted))} of {len(_words(model))} words of {args.lm} kept, "
+          f"{len(removed)} the model's tokens cannot spell removed{first} (their unigram mass goes to <unk>), "
+          f"n-grams {_ngram_counts(model)} -> {_ngram_counts(restricted)}")
+    return 0
+
+
 def _cmd_tune_lm(args) -> int:
     from asr.checkpoint import load_model, store_decoder_settings
     from asr.decode import DecoderConfig
@@ -337,7 +463,9 @@ def _add_decoder_options(p: argparse.ArgumentParser, tuning: bool = False) -> No
         g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy, or beam search (implied by --lm/--lexicon)")
     else:
         p.set_defaults(decoder="beam")
-    g.add_argument("--lm", metavar="LM.arpa", help="n-gram LM (asr lm build): words with --lexicon, tokens without")
+    g.add_argument("--lm", metavar="LM.arpa",
+                   help="n-gram LM (asr lm build): over words (with --lexicon; without one, its vocabulary is spelled "
+                        "in the model's tokens into LM.arpa.<hash>.lexicon.txt), or over tokens (lexicon-free)")
     g.add_argument("--lexicon", metavar="FILE", help="lexicon: restricts hypotheses to its words")
     g.add_argument("--beam-size", type=int, help="hypotheses kept per frame (default 50)")
     g.add_argument("--beam-threshold", type=float, help="prune hypotheses this far below the best (default 10)")
@@ -587,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("lm", help="language models for beam search",
-                       description="Build n-gram language models (ARPA, modified Kneser-Ney) and lexicons.")
+                       description="Build n-gram language models (ARPA, modified Kneser-Ney) and lexicons; mix, prune "
+                                   "and restrict ARPA models, wherever they were built.")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
     b = lm_sub.add_parser("build", help="estimate an n-gram LM from text and write it as ARPA",
                           description="Estimate an interpolated modified Kneser-Ney n-gram LM from text "
@@ -605,6 +734,52 @@ def build_parser() -> argparse.ArgumentParser:
                         "(to --lexicon, default LM.lexicon.txt)")
     b.add_argument("--model", help="spell the lexicon with this model's tokenizer (default: characters)")
     b.set_defaults(func=_cmd_lm_build)
+
+    m = lm_sub.add_parser("mix", help="linearly interpolate two ARPA LMs",
+                          description="Mix two ARPA LMs: W p_A + (1 - W) p_B for every n-gram of either, with "
+                                      "backoff weights recomputed so that every context sums to one over both "
+                                      "vocabularies (as SRILM's ngram -mix-lm). With --tune-on, W is chosen from "
+                                      "a grid by perplexity on that text.")
+    m.add_argument("lm_a", metavar="A.arpa", help="the first LM (weighted by W)")
+    m.add_argument("lm_b", metavar="B.arpa", help="the second LM (weighted by 1 - W)")
+    weight = m.add_mutually_exclusive_group(required=True)
+    weight.add_argument("--weight", type=float, metavar="W", help="weight of A, in [0, 1]")
+    weight.add_argument("--tune-on", nargs="+", metavar="FILE",
+                        help="text files or manifests (never the test set): print the perplexity at each weight "
+                             "of --weights and write the mixture with the lowest")
+    m.add_argument("--weights", type=_floats, metavar="LIST",
+                   help="comma-separated weights of A tried with --tune-on (default 0.1,0.2,...,0.9)")
+    m.add_argument("--out", required=True, metavar="M.arpa", help="the ARPA file to write")
+    m.set_defaults(func=_cmd_lm_mix)
+
+    r = lm_sub.add_parser("prune", help="drop n-grams that barely change the LM",
+                          description="Remove n-grams above the unigrams whose weighted difference from their "
+                                      "backoff estimate is below a threshold (Seymore and Rosenfeld), highest "
+                                      "order first, and recompute the backoff weights. Prints the n-gram counts "
+                                      "and file sizes before and after.")
+    r.add_argument("lm", metavar="IN.arpa", help="the LM to prune")
+    r.add_argument("--threshold", type=float, required=True, metavar="T",
+                   help="weighted-difference threshold (larger prunes more; try 1e-7 to 1e-5)")
+    r.add_argument("--out", required=True, metavar="OUT.arpa", help="the ARPA file to write")
+    r.set_defaults(func=_cmd_lm_prune)
+
+    x = lm_sub.add_parser("lexicon", help="spell an LM's vocabulary in a model's tokens",
+                          description="Write a lexicon for an ARPA word LM: each of its words spelled in the "
+                                      "model's tokens (word<TAB>t o k e n s |). Words the tokens cannot spell are "
+                                      "left out and counted.")
+    x.add_argument("lm", metavar="LM.arpa", help="the word LM")
+    x.add_argument("--out", required=True, metavar="FILE", help="the lexicon to write")
+    x.add_argument("--model", help="spell with this model's tokenizer (default: characters)")
+    x.set_defaults(func=_cmd_lm_lexicon)
+
+    t = lm_sub.add_parser("restrict", help="keep only the words a model can spell",
+                          description="Remove from an ARPA LM every word the model's tokens cannot spell (their "
+                                      "unigram mass goes to <unk>, their n-grams are dropped) and recompute the "
+                                      "backoff weights.")
+    t.add_argument("lm", metavar="IN.arpa", help="the LM to restrict")
+    t.add_argument("--out", required=True, metavar="OUT.arpa", help="the ARPA file to write")
+    t.add_argument("--model", help="the model whose tokenizer spells the words (default: characters)")
+    t.set_defaults(func=_cmd_lm_restrict)
 
     p = sub.add_parser("tune-lm", help="search LM weight x word score on a dev set",
                        description="Run the acoustic model over a dev manifest once, beam-decode it at every "

@@ -7,23 +7,35 @@ Beam search is flashlight's decoder through ``torchaudio.models.decoder.ctc_deco
 - *lexicon-free*: any token sequence, scored by a **token** LM
   (``asr lm build --units tokens``), whose words are the token symbols.
 
+A word LM given without a lexicon (an ARPA file whose words are not the model's token symbols)
+gets one: its vocabulary spelled in the model's tokens (:func:`lexicon_for_word_lm`), cached
+beside the LM as ``<lm>.<tokens hash>.lexicon.txt`` where that folder is writable.
+
 Loaded LMs are cached per file, so building decoders for many settings (``asr tune-lm``)
 reads each LM once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
+import logging
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
+from asr.atomic import write_text_atomic
 from asr.errors import AsrError
-from asr.lm import UNK, WORD_BOUNDARY, arpa_vocabulary, has_word_boundary, token_symbols
+from asr.lm import BOS, EOS, UNK, WORD_BOUNDARY, arpa_vocabulary, has_word_boundary, lexicon_lines, token_symbols
 from asr.text import BLANK, Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,11 +139,38 @@ def _load_kenlm(lm: str, lexicon: str | None, symbols: list[str]):
     return _LM_CACHE[key]
 
 
+KENLM_BINARY_MAGIC = b"mmap lm "  # how KenLM's build_binary files start
+
+
+def is_arpa_text(path: str | Path) -> bool:
+    """Whether ``path`` is to be read as an ARPA text file: named ``.arpa``, or holding ``\\data\\``
+    near its start (not KenLM's binary form, nor a compressed file)."""
+    with open(path, "rb") as data:
+        head = data.read(1 << 16)
+    if head.startswith(KENLM_BINARY_MAGIC):
+        return False
+    return Path(path).suffix == ".arpa" or b"\\data\\" in head
+
+
+_VOCABULARIES: dict[tuple, set[str]] = {}
+
+
+def _lm_words(lm: str | Path) -> set[str]:
+    """The words an ARPA LM predicts (not ``<s>``, ``</s>``, ``<unk>``), read once per file version."""
+    path = Path(lm)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _VOCABULARIES:
+        _VOCABULARIES[key] = arpa_vocabulary(path) - {BOS, EOS, UNK}
+    return _VOCABULARIES[key]
+
+
 def _check_lm_units(config: DecoderConfig, symbols: list[str]) -> None:
-    """Refuse a word LM without a lexicon and a token LM with one: both decode garbage silently."""
-    if not config.lm or not str(config.lm).endswith(".arpa"):
+    """Refuse a word LM without a lexicon and a token LM with one: both decode garbage silently.
+    (A word ARPA LM without a lexicon gets one before this, in :func:`lexicon_for_word_lm`.)"""
+    if not config.lm or not is_arpa_text(config.lm):
         return
-    vocabulary = arpa_vocabulary(config.lm) - {"<s>", "</s>", UNK}
+    vocabulary = _lm_words(config.lm)
     if config.lexicon is None:
         if not vocabulary <= set(symbols):
             raise AsrError(
@@ -145,19 +184,94 @@ def _check_lm_units(config: DecoderConfig, symbols: list[str]) -> None:
         raise AsrError(f"{config.lm}: none of its words is in {config.lexicon}; lexicon decoding needs a word LM")
 
 
+_LEXICON_CACHE: dict[tuple, Path] = {}  # (LM file, its mtime and size, the tokens) -> the lexicon made for them
+_TEMPORARY_LEXICONS: list[Path] = []  # a folder for the lexicons of LMs in folders that cannot be written
+
+
+def _temporary_folder() -> Path:
+    if not _TEMPORARY_LEXICONS:
+        folder = Path(tempfile.mkdtemp(prefix="asr-lexicon-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _TEMPORARY_LEXICONS.append(folder)
+    return _TEMPORARY_LEXICONS[0]
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def lexicon_for_word_lm(config: DecoderConfig, tokenizer) -> DecoderConfig:
+    """``config`` with a lexicon when it names a word ARPA LM and no lexicon: the LM's vocabulary
+    spelled in ``tokenizer``'s tokens (words that cannot be spelled are left out). The lexicon
+    is written beside the LM as ``<lm>.<tokens hash>.lexicon.txt`` and reused while it is newer
+    than the LM; where the LM's folder cannot be written, into a temporary folder removed at exit.
+    Any other config comes back as it is. A word LM with a BPE model, and one none of whose words
+    can be spelled, are refused: neither can decode."""
+    if config.kind != "beam" or not config.lm or config.lexicon is not None:
+        return config
+    lm = Path(config.lm)
+    if not lm.is_file():
+        raise AsrError(f"{lm}: no such file")
+    if not is_arpa_text(lm):
+        return config  # KenLM binary: its words cannot be read here; taken as a token LM, as given
+    symbols = token_symbols(tokenizer)
+    vocabulary = _lm_words(lm)
+    if vocabulary <= set(symbols):
+        return config  # a token LM: lexicon-free decoding
+    if not has_word_boundary(tokenizer):
+        raise AsrError(
+            f"{lm}: a word LM (its words are not this model's tokens) needs lexicon beam search, which needs "
+            "a character model; this model's BPE pieces decode lexicon-free with a token LM "
+            "(asr lm build --units tokens --model MODEL)"
+        )
+    stat = lm.stat()
+    digest = hashlib.sha1("\n".join(symbols).encode("utf-8")).hexdigest()[:8]
+    key = (str(lm.resolve()), stat.st_mtime_ns, stat.st_size, digest)
+    if key in _LEXICON_CACHE and _LEXICON_CACHE[key].is_file():
+        return replace(config, lexicon=str(_LEXICON_CACHE[key]))
+    name = f"{lm.name}.{digest}.lexicon.txt"
+    beside = lm.parent / name
+    lines, unspellable = lexicon_lines(vocabulary, tokenizer)
+    if not lines:
+        raise AsrError(
+            f"{lm}: a word LM, and none of its {len(vocabulary)} words can be spelled in this model's tokens "
+            f"(first: {sorted(vocabulary)[0]!r}), so no lexicon can be made for it; is it an LM of another "
+            "language or alphabet?"
+        )
+    if beside.is_file() and beside.stat().st_mtime_ns >= stat.st_mtime_ns:
+        path, how = beside, "made earlier"
+    else:
+        path, how = beside, "made now"
+        try:
+            if not _writable(lm.parent):
+                raise PermissionError(f"{lm.parent} is not writable")
+            write_text_atomic(beside, "".join(lines))
+        except OSError:
+            path, how = _temporary_folder() / name, f"a temporary file: {lm.parent} cannot be written"
+            write_text_atomic(path, "".join(lines))
+    skipped = ""
+    if unspellable:
+        skipped = f"; {len(unspellable)} word(s) that cannot be spelled left out (first: {unspellable[0]!r})"
+    log.info("%s is a word LM and no lexicon was given: decoding with its %d words spelled in the model's "
+             "tokens, lexicon %s (%s)%s", lm, len(lines), path, how, skipped)
+    _LEXICON_CACHE[key] = path
+    return replace(config, lexicon=str(path))
+
+
 class BeamSearchDecoder:
     """flashlight's CTC beam search, with or without lexicon and LM."""
 
     def __init__(self, config: DecoderConfig, tokenizer):
         from torchaudio.models.decoder import ctc_decoder
 
-        self.config = config
-        self.tokenizer = tokenizer
-        self.boundary = has_word_boundary(tokenizer)
-        symbols = token_symbols(tokenizer)
         for path in (config.lexicon, config.lm):
             if path is not None and not Path(path).is_file():
                 raise AsrError(f"{path}: no such file")
+        config = lexicon_for_word_lm(config, tokenizer)
+        self.config = config  # with the lexicon made for a word LM given without one
+        self.tokenizer = tokenizer
+        self.boundary = has_word_boundary(tokenizer)
+        symbols = token_symbols(tokenizer)
         if config.lexicon is not None and not self.boundary:
             # flashlight's lexicon decoder emits a one-piece word again on every frame that repeats
             # its piece (measured: "yes yes no" from the frames "yes yes yes _ _ no no"); characters
@@ -226,11 +340,17 @@ def build_decoder(config: DecoderConfig, tokenizer) -> GreedyDecoder | BeamSearc
     return BeamSearchDecoder(config, tokenizer)
 
 
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+
+
 def resolve_decoder_config(stored: dict | None, model_dir: Path | None, **overrides) -> DecoderConfig:
     """Decoder settings: the defaults, then those a model carries (``stored``; relative paths
     are relative to ``model_dir``), then the ``overrides`` that are not None.
 
-    Naming an LM or lexicon implies beam search unless ``kind`` is given.
+    Naming an LM or lexicon implies beam search unless ``kind`` is given. An LM named without a
+    lexicon drops the stored lexicon unless it is the stored LM: that lexicon was made for the stored
+    LM's words (a word LM without one gets its own, :func:`lexicon_for_word_lm`).
     """
     config = DecoderConfig()
     names = {f.name for f in fields(DecoderConfig)}
@@ -249,6 +369,9 @@ def resolve_decoder_config(stored: dict | None, model_dir: Path | None, **overri
         raise TypeError(f"unknown decoder option(s): {sorted(unknown)}")
     if ("lm" in given or "lexicon" in given) and "kind" not in given:
         given["kind"] = "beam"
+    if "lm" in given and "lexicon" not in given and config.lexicon and not _same_file(given["lm"], config.lm):
+        # the stored lexicon goes with the stored LM; another LM brings its own words (or is a token LM)
+        given["lexicon"] = None
     if given.get("kind") == "greedy":
         given.setdefault("lm", None)
         given.setdefault("lexicon", None)

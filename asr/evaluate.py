@@ -83,7 +83,7 @@ def evaluate(
             "failed": failed,
             "manifest": str(manifest),
             "model": model_path,
-            "decoder": decoder_config.describe(),
+            "decoder": getattr(decoder, "config", decoder_config).describe(),  # with a lexicon made for a word LM
             "decode_seconds": round(seconds, 3),
             "real_time_factor": round(seconds / audio_seconds, 5) if audio_seconds else None,
             "audio_seconds": round(audio_seconds, 3),

@@ -234,30 +234,42 @@ def spell(word: str, tokenizer) -> list[str] | None:
     """``word`` as decoder token symbols; None when it cannot be spelled. With characters the
     spelling ends in the word boundary ``|`` (the decoder appends a boundary frame to every
     utterance, so the last word, which the models never follow with a space, can end too);
-    BPE pieces mark a word's start themselves."""
+    BPE pieces mark a word's start themselves. A word the tokens cannot spell as written is
+    spelled lower-cased (LMs made elsewhere, such as LibriSpeech's, are upper case)."""
     symbols = token_symbols(tokenizer)
     try:
         ids = tokenizer.encode(word).tolist()
     except ValueError:
-        return None
+        try:
+            ids = tokenizer.encode(word.lower()).tolist()
+        except ValueError:
+            return None
     if not ids:
         return None
     return [symbols[i] for i in ids] + ([WORD_BOUNDARY] if has_word_boundary(tokenizer) else [])
+
+
+def lexicon_lines(words: Iterable[str], tokenizer) -> tuple[list[str], list[str]]:
+    """``word<TAB>t o k e n s |`` lines for the spellable words (sorted; ``<s>``, ``</s>`` and
+    ``<unk>`` left out), and the words that cannot be spelled."""
+    lines, unspellable = [], []
+    for word in sorted(set(words) - {BOS, EOS, UNK}):
+        spelling = spell(word, tokenizer)
+        if spelling is None:
+            unspellable.append(word)
+        else:
+            lines.append(f"{word}\t{' '.join(spelling)}\n")
+    return lines, unspellable
 
 
 def write_lexicon(path: str | Path, words: Iterable[str], tokenizer) -> int:
     """Write ``word<TAB>t o k e n s |`` per spellable word (sorted); returns how many were written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written, unspellable = 0, []
+    lines, unspellable = lexicon_lines(words, tokenizer)
     with path.open("w", encoding="utf-8") as out:
-        for word in sorted(set(words) - {BOS, EOS, UNK}):
-            spelling = spell(word, tokenizer)
-            if spelling is None:
-                unspellable.append(word)
-                continue
-            out.write(f"{word}\t{' '.join(spelling)}\n")
-            written += 1
+        out.writelines(lines)
+    written = len(lines)
     if unspellable:
         log.warning("%s: %d word(s) cannot be spelled with the model's tokens (first: %r)",
                     path, len(unspellable), unspellable[0])

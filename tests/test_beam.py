@@ -1,10 +1,13 @@
 """Beam search (flashlight through torchaudio) on hand-built log-probabilities, and decoder settings."""
 
+import logging
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 
 from asr.checkpoint import load_model, package, store_decoder_settings
@@ -75,12 +78,90 @@ def test_word_lm_chooses_between_lexicon_words(tmp_path):
     assert [h.text for h in nbest] == ["red", "rad"] and nbest[0].score > nbest[1].score
 
 
-def test_word_lm_without_lexicon_is_refused(tmp_path):
+def test_word_lm_without_lexicon_gets_one_spelled_from_its_words(tmp_path, monkeypatch, caplog):
+    # the same frames as test_word_lm_chooses_between_lexicon_words, the LM given alone
+    log_probs, lengths = emissions([{"r": 0.9}, BLANK, {"a": 0.5, "e": 0.45}, BLANK, {"d": 0.9}, BLANK])
     text = tmp_path / "text.txt"
-    text.write_text("hello world\n")
-    lm = build_lm([text], 2, tmp_path / "words.arpa").arpa
-    with pytest.raises(AsrError, match="needs a lexicon"):
-        build_decoder(DecoderConfig(kind="beam", lm=str(lm)), TOKENIZER)
+    text.write_text("red\nthe red car\nred red\n")
+    lm = build_lm([text], 2, tmp_path / "words.arpa", vocabulary_manifests=[_manifest(tmp_path, "rad")]).arpa
+    with caplog.at_level(logging.INFO, logger="asr.decode"):
+        decoder = build_decoder(DecoderConfig(kind="beam", lm=str(lm), lm_weight=1.0), TOKENIZER)
+    lexicon = Path(decoder.config.lexicon)
+    assert lexicon.parent == tmp_path and lexicon.name.startswith("words.arpa.") and lexicon.name.endswith(".lexicon.txt")
+    assert lexicon.read_text().splitlines() == ["car\tc a r |", "rad\tr a d |", "red\tr e d |", "the\tt h e |"]
+    assert "is a word LM and no lexicon was given" in caplog.text and str(lexicon) in caplog.text
+    assert decoder.decode(log_probs, lengths)[0][0].text == "red"
+    # reused while newer than the LM (and not logged again in this process)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="asr.decode"):
+        assert build_decoder(DecoderConfig(kind="beam", lm=str(lm)), TOKENIZER).config.lexicon == str(lexicon)
+    assert not caplog.text
+    # an LM in a folder that cannot be written: the lexicon goes to a temporary folder
+    import asr.decode
+
+    shared = tmp_path / "read_only"
+    shared.mkdir()
+    (shared / "words.arpa").write_text(lm.read_text())
+    monkeypatch.setattr(asr.decode, "_writable", lambda folder: False)
+    elsewhere = Path(build_decoder(DecoderConfig(kind="beam", lm=str(shared / "words.arpa")), TOKENIZER).config.lexicon)
+    assert elsewhere.parent != shared and elsewhere.read_text() == lexicon.read_text()
+    assert list(shared.iterdir()) == [shared / "words.arpa"]
+
+
+def test_what_no_lexicon_can_fix_is_refused_saying_why(tmp_path):
+    from asr.text import BpeTokenizer
+
+    text = tmp_path / "text.txt"
+    text.write_text("hello world\nyes no\n" * 10)
+    words = build_lm([text], 2, tmp_path / "words.arpa").arpa
+    bpe = BpeTokenizer.train(["hello world", "yes no"] * 20, vocab_size=40)
+    with pytest.raises(AsrError, match="words.arpa: a word LM .* needs a character model"):
+        build_decoder(DecoderConfig(kind="beam", lm=str(words)), bpe)
+    greek = tmp_path / "greek.arpa"
+    greek.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\n-0.1\tλόγος\n\n\\end\\\n",
+                     encoding="utf-8")
+    with pytest.raises(AsrError, match="greek.arpa: a word LM, and none of its 1 words can be spelled"):
+        build_decoder(DecoderConfig(kind="beam", lm=str(greek)), TOKENIZER)
+
+
+FSDD_TEST_CLIPS = ["0_george_0", "3_jackson_1", "5_nicolas_2", "7_theo_3", "9_yweweler_4", "8_george_4"]
+
+
+def test_a_word_lm_alone_decodes_real_clips_as_with_its_lexicon_file(shared_data, tmp_path, caplog):
+    """`asr evaluate --decoder beam --lm words.arpa` and the same with `--lexicon` from
+    `asr lm lexicon`: the same words, on real FSDD test clips with the model that ships."""
+    import json
+
+    from asr.checkpoint import DEFAULT_MODEL
+    from asr.cli import main
+    from asr.data import Utterance, write_manifest
+
+    clips = [shared_data / "fsdd" / "recordings" / f"{name}.wav" for name in FSDD_TEST_CLIPS]
+    digits = "zero one two three four five six seven eight nine".split()
+    write_manifest(tmp_path / "clips.jsonl", [Utterance(str(c), digits[int(c.name[0])], soundfile.info(str(c)).duration,
+                                                        None, c.stem) for c in clips])
+    text = tmp_path / "text.txt"  # sound-alike words beside the digits, which the LM makes less likely
+    text.write_text("one two three four five\nsix seven eight nine zero\nnine eight seven\nten\n"
+                    "the hero won a tree for the fire\nheaven ate a nun\n")
+    (tmp_path / "lm").mkdir()
+    lm = build_lm([text], 2, tmp_path / "lm" / "words.arpa").arpa
+    assert main(["lm", "lexicon", str(lm), "--out", str(tmp_path / "lexicon.txt"), "--model", str(DEFAULT_MODEL)]) == 0
+    common = ["evaluate", "--manifest", str(tmp_path / "clips.jsonl"), "--decoder", "beam", "--lm", str(lm)]
+    with caplog.at_level(logging.INFO, logger="asr.decode"):
+        assert main([*common, "--out", str(tmp_path / "alone")]) == 0
+    assert "is a word LM and no lexicon was given" in caplog.text
+    assert main([*common, "--lexicon", str(tmp_path / "lexicon.txt"), "--out", str(tmp_path / "with")]) == 0
+    decoded = {}
+    for name in ("alone", "with"):
+        rows = [json.loads(line) for line in (tmp_path / name / "hyp.jsonl").read_text().splitlines()]
+        decoded[name] = {row["id"]: row["text"] for row in rows}
+    assert decoded["alone"] == decoded["with"] and len(decoded["alone"]) == len(clips)
+    vocabulary = set(text.read_text().split())
+    assert all(set(words.split()) <= vocabulary for words in decoded["alone"].values())
+    assert sum(decoded["alone"][c.stem] == digits[int(c.name[0])] for c in clips) >= 5
+    summary = json.loads((tmp_path / "alone" / "summary.json").read_text())
+    made = Path(summary["decoder"]["lexicon"])  # the report names the lexicon made
+    assert made.parent == lm.parent and made.read_text() == (tmp_path / "lexicon.txt").read_text()
 
 
 def test_settings_resolve_model_then_command_line(tmp_path):
@@ -90,6 +171,10 @@ def test_settings_resolve_model_then_command_line(tmp_path):
     assert config.word_score == 1.5
     assert resolve_decoder_config(stored, tmp_path, kind="greedy").lm is None
     assert resolve_decoder_config(None, None, lm="x.arpa").kind == "beam"
+    # another LM without a lexicon leaves the stored lexicon (made for the stored LM's words) behind
+    assert resolve_decoder_config(stored, tmp_path, lm="other.arpa").lexicon is None
+    assert resolve_decoder_config(stored, tmp_path, lm=str(tmp_path / "lm/words.arpa")).lexicon == str(tmp_path / "lm/lexicon.txt")
+    assert resolve_decoder_config(stored, tmp_path, lm="o.arpa", lexicon="o.txt").lexicon == "o.txt"
     with pytest.raises(AsrError, match="needs the beam decoder"):
         DecoderConfig(kind="greedy", lm="x.arpa")
 

