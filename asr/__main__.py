@@ -1,3 +1,3 @@
-from asr.cli import main
+from asr.cli.main import main
 
 raise SystemExit(main())

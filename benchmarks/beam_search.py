@@ -22,12 +22,12 @@ import time
 
 import torch
 
-from asr.checkpoint import load_model
-from asr.data import SpeechDataset, read_manifest
-from asr.decode import build_decoder
-from asr.inference import batches, emissions
-from asr.metrics import error_counts
-from asr.text import normalize_text
+from asr.model.checkpoint import load_model
+from asr.data.dataset import SpeechDataset, read_manifest
+from asr.decode.ctc import build_decoder
+from asr.inference.recognize import batches, emissions
+from asr.evaluation.metrics import error_counts
+from asr.data.text import normalize_text
 
 
 def model_outputs(model, manifest: str) -> tuple[list[torch.Tensor], list[str]]:

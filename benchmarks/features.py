@@ -15,8 +15,8 @@ import librosa
 import numpy as np
 import torch
 
-from asr.audio import load_audio
-from asr.features import FeatureConfig, LogMel
+from asr.audio.io import load_audio
+from asr.features.logmel import FeatureConfig, LogMel
 
 ROOT = Path(__file__).resolve().parents[1]
 

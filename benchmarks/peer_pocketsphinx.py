@@ -5,8 +5,8 @@ with its default US English setup: the CMU en-us acoustic model, the ``en-us.lm.
 ``cmudict-en-us.dict``, all shipped inside its wheel. asr decodes the same manifest twice, greedily and
 with the model's default decoder (for the shipped model: beam search with its LM and lexicon, as
 ``asr transcribe`` does). Both systems' transcripts go through the same normaliser
-(:func:`asr.text.normalize_text`) and are scored against the same references by the same code
-(:func:`asr.metrics.error_counts`); utterances whose reference normalises to nothing are left out for
+(:func:`asr.data.text.normalize_text`) and are scored against the same references by the same code
+(:func:`asr.evaluation.metrics.error_counts`); utterances whose reference normalises to nothing are left out for
 every system, as ``asr evaluate`` does. RTF is decoding seconds (features, network and search; model
 loading excluded for both) over audio seconds, on this process' threads.
 
@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.audio import load_audio
-from asr.checkpoint import load_model
-from asr.data import read_manifest
-from asr.errors import AsrError
-from asr.evaluate import evaluate
-from asr.metrics import error_counts
-from asr.text import normalize_text
+from asr.audio.io import load_audio
+from asr.model.checkpoint import load_model
+from asr.data.dataset import read_manifest
+from asr.utils.errors import AsrError
+from asr.evaluation.evaluate import evaluate
+from asr.evaluation.metrics import error_counts
+from asr.data.text import normalize_text
 
 POCKETSPHINX_RATE = 16000  # the en-us acoustic model's sample rate
 

@@ -5,7 +5,7 @@
 Shards the clips once into a temporary folder, then reads every sample of every
 shard (tar parsing and grouping by key, no audio decoding) with each reader and
 prints utterances per second and the ratio. Then times the full training stream
-(asr.shards.ShardStream: shuffle and bucketing buffers, FLAC/WAV decoding,
+(asr.data.shards.ShardStream: shuffle and bucketing buffers, FLAC/WAV decoding,
 log-mel features) against decoding the same clips from a manifest (SpeechDataset).
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import soundfile
 import webdataset
 
-from asr.data import SpeechDataset, Utterance
-from asr.features import FeatureConfig, LogMel
-from asr.shards import ShardStream, expand_shard_spec, iterate_samples, write_shards
-from asr.text import CharTokenizer
+from asr.data.dataset import SpeechDataset, Utterance
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.data.shards import ShardStream, expand_shard_spec, iterate_samples, write_shards
+from asr.data.text import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
-from asr.experiment import load_config
-from asr.features import LogMel
-from asr.model import AcousticModel
-from asr.text import build_tokenizer
+from asr.data.dataset import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.train.config import load_config
+from asr.features.logmel import LogMel
+from asr.model.acoustic import AcousticModel
+from asr.data.text import build_tokenizer
 
 
 def main() -> None:

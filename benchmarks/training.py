@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from asr.corpora import prepare_corpus
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
-from asr.experiment import load_config
-from asr.features import LogMel
-from asr.model import AcousticModel
-from asr.recurrent import CELLS
-from asr.text import CharTokenizer
+from asr.data.corpora import prepare_corpus
+from asr.data.dataset import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.train.config import load_config
+from asr.features.logmel import LogMel
+from asr.model.acoustic import AcousticModel
+from asr.model.recurrent import CELLS
+from asr.data.text import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 

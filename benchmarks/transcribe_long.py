@@ -37,7 +37,7 @@ import jiwer
 import numpy as np
 import soundfile
 
-from asr.text import normalize_text
+from asr.data.text import normalize_text
 
 ROOT = Path(__file__).resolve().parents[1]
 LJSPEECH = ROOT.parent / "shared" / "data" / "ljspeech" / "LJSpeech-1.1"

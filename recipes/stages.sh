@@ -92,7 +92,7 @@ lm_text="$data/${LM_TEXT_NAME:-train.jsonl}"
 # A character model decodes with a lexicon and a word LM; a BPE model lexicon-free with an LM over
 # its pieces (flashlight's lexicon decoder mishandles one-piece words: see asr/decode.py).
 decoding() {
-  if "$python" -c 'import sys; from asr.checkpoint import load_model
+  if "$python" -c 'import sys; from asr.model.checkpoint import load_model
 sys.exit(" " not in load_model(sys.argv[1]).tokenizer.vocabulary)' "$exp"; then
     echo "--lm $lm_dir/words.arpa --lexicon $lm_dir/lexicon.txt"
   else

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import MODEL_FILENAME, atomic_save, package
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.data.text import CharTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -9,18 +9,18 @@ import pytest
 import soundfile
 import torch
 
-from asr.adapt import (AdaptConfig, FeatureTransform, SpeakerAdaptation, adapt_to_files, fit_transform,
+from asr.speakers.adaptation import (AdaptConfig, FeatureTransform, SpeakerAdaptation, adapt_to_files, fit_transform,
                        training_augmentation)
-from asr.augment import AugmentConfig
-from asr.checkpoint import load_model
-from asr.data import SpeechDataset, Utterance, collate, write_manifest
-from asr.errors import AsrError
-from asr.evaluate import evaluate
-from asr.experiment import ExperimentConfig
-from asr.features import FeatureConfig
-from asr.model import ModelConfig
-from asr.speaker_norm import ONE_SPEAKER
-from asr.train import TrainConfig, train
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import load_model
+from asr.data.dataset import SpeechDataset, Utterance, collate, write_manifest
+from asr.utils.errors import AsrError
+from asr.evaluation.evaluate import evaluate
+from asr.train.config import ExperimentConfig
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import ModelConfig
+from asr.speakers.normalization import ONE_SPEAKER
+from asr.train.loop import TrainConfig, train
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
 
@@ -151,7 +151,7 @@ def test_a_long_file_adapts_on_its_segments(clips_model, tmp_path, caplog):
     audio = np.concatenate([np.concatenate([take, pause]) for _ in range(8) for take in takes])  # about 40 s
     path = tmp_path / "long.wav"
     soundfile.write(path, audio, rate, subtype="FLOAT")
-    caplog.set_level("INFO", logger="asr.adapt")
+    caplog.set_level("INFO", logger="asr.speakers.adaptation")
 
     adaptation = adapt_to_files(model, [str(path)], None, AdaptConfig(epochs=1))
 

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from asr.arpa import SENTENCE_START, UNK, BackoffLM, interpolate, perplexity, prune, read_arpa, restrict_vocabulary, write_arpa
-from asr.cli import main
-from asr.errors import AsrError
-from asr.lm import KneserNeyLM, spell
-from asr.text import CharTokenizer
+from asr.decode.arpa import SENTENCE_START, UNK, BackoffLM, interpolate, perplexity, prune, read_arpa, restrict_vocabulary, write_arpa
+from asr.cli.main import main
+from asr.utils.errors import AsrError
+from asr.decode.lm import KneserNeyLM, spell
+from asr.data.text import CharTokenizer
 
 DIGITS = ["zero one two three", "one two three four", "five six seven", "seven eight nine", "nine nine one",
           "two two four six eight", "one three five seven nine", "zero zero seven", "four five six seven"]
@@ -18,7 +18,7 @@ ANIMALS = ["the cat sat on the mat", "the dog sat", "a cat and a dog", "one cat 
 
 
 def kneser_ney(texts, order, tmp_path, name):
-    """An asr.lm model of ``texts`` and the ARPA file it writes."""
+    """An asr.decode.lm model of ``texts`` and the ARPA file it writes."""
     model = KneserNeyLM([t.split() for t in texts], order)
     path = tmp_path / f"{name}.arpa"
     model.write_arpa(path)
@@ -47,7 +47,7 @@ def assert_normalised(model: BackoffLM, vocabulary=None, tolerance=1e-4):
 
 
 def kn_probability(model: KneserNeyLM, ngram) -> float:
-    """p(w | h) by asr.lm's own back-off code; 0 for a word outside its vocabulary."""
+    """p(w | h) by asr.decode.lm's own back-off code; 0 for a word outside its vocabulary."""
     return model.probability(ngram[-1], ngram[:-1]) if ngram[-1] in model.vocabulary else 0.0
 
 

@@ -3,8 +3,8 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import load_audio
-from asr.errors import AudioError
+from asr.audio.io import load_audio
+from asr.utils.errors import AudioError
 
 
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])

@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from asr.augment import AugmentConfig, crop_to_words, perturb_waveform
+from asr.features.augment import AugmentConfig, crop_to_words, perturb_waveform
 
 
 def test_speed_perturbation_changes_duration_by_the_factor():

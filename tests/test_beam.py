@@ -10,15 +10,15 @@ import pytest
 import soundfile
 import torch
 
-from asr.checkpoint import load_model, package, store_decoder_settings
-from asr.decode import DecoderConfig, build_decoder, greedy_decode, resolve_decoder_config
-from asr.errors import AsrError
-from asr.features import FeatureConfig
-from asr.lm import build_lm
-from asr.model import AcousticModel, ModelConfig
-from asr.subtitles import Cue, group_words, to_srt, to_vtt
-from asr.text import CharTokenizer
-from asr.transcribe import Word
+from asr.model.checkpoint import load_model, package, store_decoder_settings
+from asr.decode.ctc import DecoderConfig, build_decoder, greedy_decode, resolve_decoder_config
+from asr.utils.errors import AsrError
+from asr.features.logmel import FeatureConfig
+from asr.decode.lm import build_lm
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.inference.subtitles import Cue, group_words, to_srt, to_vtt
+from asr.data.text import CharTokenizer
+from asr.inference.transcribe import Word
 
 TOKENIZER = CharTokenizer()
 
@@ -84,7 +84,7 @@ def test_word_lm_without_lexicon_gets_one_spelled_from_its_words(tmp_path, monke
     text = tmp_path / "text.txt"
     text.write_text("red\nthe red car\nred red\n")
     lm = build_lm([text], 2, tmp_path / "words.arpa", vocabulary_manifests=[_manifest(tmp_path, "rad")]).arpa
-    with caplog.at_level(logging.INFO, logger="asr.decode"):
+    with caplog.at_level(logging.INFO, logger="asr.decode.ctc"):
         decoder = build_decoder(DecoderConfig(kind="beam", lm=str(lm), lm_weight=1.0), TOKENIZER)
     lexicon = Path(decoder.config.lexicon)
     assert lexicon.parent == tmp_path and lexicon.name.startswith("words.arpa.") and lexicon.name.endswith(".lexicon.txt")
@@ -93,23 +93,23 @@ def test_word_lm_without_lexicon_gets_one_spelled_from_its_words(tmp_path, monke
     assert decoder.decode(log_probs, lengths)[0][0].text == "red"
     # reused while newer than the LM (and not logged again in this process)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="asr.decode"):
+    with caplog.at_level(logging.INFO, logger="asr.decode.ctc"):
         assert build_decoder(DecoderConfig(kind="beam", lm=str(lm)), TOKENIZER).config.lexicon == str(lexicon)
     assert not caplog.text
     # an LM in a folder that cannot be written: the lexicon goes to a temporary folder
-    import asr.decode
+    import asr.decode.ctc
 
     shared = tmp_path / "read_only"
     shared.mkdir()
     (shared / "words.arpa").write_text(lm.read_text())
-    monkeypatch.setattr(asr.decode, "_writable", lambda folder: False)
+    monkeypatch.setattr(asr.decode.ctc, "_writable", lambda folder: False)
     elsewhere = Path(build_decoder(DecoderConfig(kind="beam", lm=str(shared / "words.arpa")), TOKENIZER).config.lexicon)
     assert elsewhere.parent != shared and elsewhere.read_text() == lexicon.read_text()
     assert list(shared.iterdir()) == [shared / "words.arpa"]
 
 
 def test_what_no_lexicon_can_fix_is_refused_saying_why(tmp_path):
-    from asr.text import BpeTokenizer
+    from asr.data.text import BpeTokenizer
 
     text = tmp_path / "text.txt"
     text.write_text("hello world\nyes no\n" * 10)
@@ -132,9 +132,9 @@ def test_a_word_lm_alone_decodes_real_clips_as_with_its_lexicon_file(shared_data
     `asr lm lexicon`: the same words, on real FSDD test clips with the model that ships."""
     import json
 
-    from asr.checkpoint import DEFAULT_MODEL
-    from asr.cli import main
-    from asr.data import Utterance, write_manifest
+    from asr.model.checkpoint import DEFAULT_MODEL
+    from asr.cli.main import main
+    from asr.data.dataset import Utterance, write_manifest
 
     clips = [shared_data / "fsdd" / "recordings" / f"{name}.wav" for name in FSDD_TEST_CLIPS]
     digits = "zero one two three four five six seven eight nine".split()
@@ -147,7 +147,7 @@ def test_a_word_lm_alone_decodes_real_clips_as_with_its_lexicon_file(shared_data
     lm = build_lm([text], 2, tmp_path / "lm" / "words.arpa").arpa
     assert main(["lm", "lexicon", str(lm), "--out", str(tmp_path / "lexicon.txt"), "--model", str(DEFAULT_MODEL)]) == 0
     common = ["evaluate", "--manifest", str(tmp_path / "clips.jsonl"), "--decoder", "beam", "--lm", str(lm)]
-    with caplog.at_level(logging.INFO, logger="asr.decode"):
+    with caplog.at_level(logging.INFO, logger="asr.decode.ctc"):
         assert main([*common, "--out", str(tmp_path / "alone")]) == 0
     assert "is a word LM and no lexicon was given" in caplog.text
     assert main([*common, "--lexicon", str(tmp_path / "lexicon.txt"), "--out", str(tmp_path / "with")]) == 0
@@ -216,7 +216,7 @@ def _manifest(folder, text):
 
 
 def test_bpe_models_decode_lexicon_free_and_refuse_a_lexicon(tmp_path):
-    from asr.text import BpeTokenizer
+    from asr.data.text import BpeTokenizer
 
     texts = ["yes no yes", "no no yes", "yes yes no no"] * 20
     bpe = BpeTokenizer.train(texts, vocab_size=40)

@@ -7,18 +7,18 @@ import pytest
 import soundfile
 import torch
 
-from asr.align import align_words
-from asr.augment import AugmentConfig
-from asr.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
-from asr.data import Utterance, write_manifest
-from asr.decode import greedy_decode
-from asr.errors import AsrError
-from asr.evaluate import evaluate
-from asr.experiment import ExperimentConfig, config_from_dict
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
-from asr.train import TrainConfig, train
+from asr.decode.align import align_words
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
+from asr.data.dataset import Utterance, write_manifest
+from asr.decode.ctc import greedy_decode
+from asr.utils.errors import AsrError
+from asr.evaluation.evaluate import evaluate
+from asr.train.config import ExperimentConfig, config_from_dict
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.data.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
+from asr.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import MODEL_FILENAME, load_model
-from asr.errors import AsrError
+from asr.model.checkpoint import MODEL_FILENAME, load_model
+from asr.utils.errors import AsrError
 
 
 def asr(*args, **kwargs):

@@ -1,8 +1,8 @@
 import pytest
 
-from asr.config import dump_toml
-from asr.errors import ConfigError
-from asr.experiment import config_from_dict, load_config
+from asr.utils.config import dump_toml
+from asr.utils.errors import ConfigError
+from asr.train.config import config_from_dict, load_config
 
 
 def test_recipe_configs_load_and_round_trip(tmp_path):

@@ -3,9 +3,9 @@ import logging
 
 import pytest
 
-from asr.corpora import prepare_corpus
-from asr.data import read_manifest
-from asr.errors import AsrError
+from asr.data.corpora import prepare_corpus
+from asr.data.dataset import read_manifest
+from asr.utils.errors import AsrError
 
 
 def lines(path):
@@ -84,7 +84,7 @@ def test_unknown_corpus_and_missing_folder(tmp_path):
 
 
 def test_vctk_one_speaker_copy_is_all_test(shared_data, tmp_path, capsys):
-    from asr.cli import main
+    from asr.cli.main import main
 
     assert main(["prepare", "vctk", "--src", str(shared_data / "vctk"), "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == [f"{tmp_path / 'test.jsonl'}: 503 utterances"]
@@ -96,7 +96,7 @@ def test_vctk_one_speaker_copy_is_all_test(shared_data, tmp_path, capsys):
 
 
 def test_vctk_holds_out_whole_speakers(shared_data, tmp_path):
-    from asr.corpora.vctk import MIN_SPEAKERS_TO_TRAIN, split_speakers
+    from asr.data.corpora.vctk import MIN_SPEAKERS_TO_TRAIN, split_speakers
 
     speakers = [f"p{225 + 7 * i}" for i in range(30)]
     groups = split_speakers(list(reversed(speakers)))

@@ -5,8 +5,8 @@ import shutil
 import pytest
 import soundfile
 
-from asr.data import BucketBatchSampler, Utterance, read_manifest, write_manifest
-from asr.errors import ManifestError
+from asr.data.dataset import BucketBatchSampler, Utterance, read_manifest, write_manifest
+from asr.utils.errors import ManifestError
 
 
 def test_relative_paths_resolve_against_the_manifest_folder(tmp_path, fsdd_clips):

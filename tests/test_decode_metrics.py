@@ -2,9 +2,9 @@ import jiwer
 import pytest
 import torch
 
-from asr.decode import greedy_decode
-from asr.metrics import error_counts
-from asr.text import CharTokenizer
+from asr.decode.ctc import greedy_decode
+from asr.evaluation.metrics import error_counts
+from asr.data.text import CharTokenizer
 
 
 def one_hot_log_probs(frames: list[str], tokenizer: CharTokenizer) -> torch.Tensor:

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import safe_load
-from asr.data import DistributedBucketBatchSampler, write_manifest
+from asr.model.checkpoint import safe_load
+from asr.data.dataset import DistributedBucketBatchSampler, write_manifest
 
 CONFIG = """
 [features]
@@ -81,7 +81,7 @@ def test_two_gloo_processes_end_with_the_weights_of_one(shared_data, tmp_path):
     1.0e-5 (the largest weights are ~0.2), hence atol 1e-4; averaging each process' own
     mean loss instead (shares of 2 and 1 weigh utterances unequally) left 2.3e-2.
     """
-    from asr.corpora.yesno import prepare
+    from asr.data.corpora.yesno import prepare
 
     splits = prepare(shared_data / "yesno")
     write_manifest(tmp_path / "train.jsonl", splits["train"][:10])
@@ -113,8 +113,8 @@ def test_two_processes_stream_uneven_shards(fsdd_clips, tmp_path):
     epoch ends for both (they agree every step) and training goes on in step."""
     import soundfile
 
-    from asr.data import Utterance
-    from asr.shards import ShardStream, expand_shard_spec, write_shards
+    from asr.data.dataset import Utterance
+    from asr.data.shards import ShardStream, expand_shard_spec, write_shards
 
     digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     paths = sorted(fsdd_clips.glob("*_14.wav"))[:29]
@@ -149,11 +149,11 @@ def _step_protocol_worker(rank, port, out_dir):
     """Process ``rank`` of 2 runs three steps with hand-made shares (see the test)."""
     import os
 
-    from asr.data import Batch
-    from asr.distributed import DistributedContext, start, stop
-    from asr.features import FeatureConfig
-    from asr.model import AcousticModel, ModelConfig
-    from asr.train_step import TrainStep
+    from asr.data.dataset import Batch
+    from asr.train.distributed import DistributedContext, start, stop
+    from asr.features.logmel import FeatureConfig
+    from asr.model.acoustic import AcousticModel, ModelConfig
+    from asr.train.step import TrainStep
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     context = DistributedContext(rank=rank, world_size=2)
@@ -179,7 +179,7 @@ def _step_protocol_worker(rank, port, out_dir):
     outcomes.append(step(batch() if rank == 1 else None).status)  # process 0 has none (DDP rebuilds buckets)
     outcomes.append(step(batch() if rank == 1 else None, exhausted=rank == 0).status)  # process 0 ran out
     weights = torch.cat([p.detach().flatten() for p in network.parameters()])
-    del step, model  # the DDP wrapper must not outlive the process group (see asr.distributed.stop)
+    del step, model  # the DDP wrapper must not outlive the process group (see asr.train.distributed.stop)
     stop(context)
     torch.save({"outcomes": outcomes, "unchanged": unchanged, "changed": changed, "weights": weights},
                f"{out_dir}/rank{rank}.pt")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from asr.corpora.download import extract
-from asr.errors import AsrError
+from asr.data.corpora.download import extract
+from asr.utils.errors import AsrError
 
 ROOT = Path(__file__).resolve().parents[1]
 

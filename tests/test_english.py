@@ -8,10 +8,10 @@ import sys
 import soundfile
 import torch
 
-from asr.checkpoint import load_model, store_decoder_settings
-from asr.corpora import english, ljspeech, prepare_corpus
-from asr.export import export_model
-from asr.text import normalize_text
+from asr.model.checkpoint import load_model, store_decoder_settings
+from asr.data.corpora import english, ljspeech, prepare_corpus
+from asr.inference.export import export_model
+from asr.data.text import normalize_text
 
 
 def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(shared_data, tmp_path):

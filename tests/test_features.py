@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from asr.audio import load_audio
-from asr.features import FeatureConfig, LogMel, Normalizer, RunningStatistics
+from asr.audio.io import load_audio
+from asr.features.logmel import FeatureConfig, LogMel, Normalizer, RunningStatistics
 
 
 @pytest.mark.parametrize("sample_rate,n_mels", [(16000, 80), (8000, 40)])

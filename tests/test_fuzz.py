@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr.checkpoint import MODEL_FILENAME
+from asr.model.checkpoint import MODEL_FILENAME
 
 GOOD_CLIPS = ["0_george_10", "1_jackson_11", "6_nicolas_12", "8_theo_13"]
 DIGITS = {"0": "zero", "1": "one", "6": "six", "8": "eight"}

@@ -6,15 +6,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from asr.augment import AugmentConfig
-from asr.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
-from asr.data import Utterance, write_manifest
-from asr.errors import AsrError
-from asr.experiment import ExperimentConfig
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
-from asr.train import TrainConfig, _initialise_from, train
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.errors import AsrError
+from asr.train.config import ExperimentConfig
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.data.text import CharTokenizer
+from asr.train.loop import TrainConfig, _initialise_from, train
 
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
 SHAPE = ModelConfig(hidden_size=16, num_layers=1)
@@ -67,8 +67,8 @@ def test_a_model_of_another_shape_or_vocabulary_is_refused(tmp_path):
 def test_training_with_init_starts_from_the_given_weights(fsdd_clips, tmp_path):
     """One epoch at a vanishing learning rate: the trained model is the one it started from
     (and not what its own seed would have drawn)."""
-    from asr.cli import main
-    from asr.config import dump_toml
+    from asr.cli.main import main
+    from asr.utils.config import dump_toml
 
     utts = [Utterance(str(fsdd_clips / f"{name}.wav"), text, 0.5, None, name) for name, text in CLIPS.items()]
     write_manifest(tmp_path / "clips.jsonl", utts)

@@ -11,12 +11,12 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import load_audio
-from asr.corpora.kaldi import import_kaldi
-from asr.data import SpeechDataset, read_manifest
-from asr.errors import AsrError
-from asr.features import FeatureConfig, LogMel
-from asr.text import CharTokenizer
+from asr.audio.io import load_audio
+from asr.data.corpora.kaldi import import_kaldi
+from asr.data.dataset import SpeechDataset, read_manifest
+from asr.utils.errors import AsrError
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.data.text import CharTokenizer
 
 RECORDINGS = ["0_0_0_0_1_1_1_1", "0_0_1_0_1_0_1_1", "1_1_1_1_0_0_1_0"]
 

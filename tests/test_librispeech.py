@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from asr.audio import load_audio
-from asr.corpora import prepare_corpus
-from asr.corpora.librispeech import download_urls
-from asr.errors import AsrError
-from asr.experiment import load_config
-from asr.text import normalize_text
-from asr.train import TrainConfig
+from asr.audio.io import load_audio
+from asr.data.corpora import prepare_corpus
+from asr.data.corpora.librispeech import download_urls
+from asr.utils.errors import AsrError
+from asr.train.config import load_config
+from asr.data.text import normalize_text
+from asr.train.loop import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "librispeech"

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from asr.lm import (
+from asr.decode.lm import (
     BOS,
     EOS,
     UNK,
@@ -19,7 +19,7 @@ from asr.lm import (
     discounts_from_counts_of_counts,
     spell,
 )
-from asr.text import CharTokenizer, normalize_text
+from asr.data.text import CharTokenizer, normalize_text
 
 
 def read_arpa(path):

@@ -14,14 +14,14 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import load_audio
-from asr.checkpoint import load_model
-from asr.corpora import prepare_corpus
-from asr.experiment import load_config
-from asr.segment import SegmenterConfig, split_at_pauses
-from asr.stream import read_blocks
-from asr.train import train
-from asr.transcribe import transcribe_file
+from asr.audio.io import load_audio
+from asr.model.checkpoint import load_model
+from asr.data.corpora import prepare_corpus
+from asr.train.config import load_config
+from asr.audio.pauses import SegmenterConfig, split_at_pauses
+from asr.audio.blocks import read_blocks
+from asr.train.loop import train
+from asr.inference.transcribe import transcribe_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LJ_CLIPS = ["LJ001-0001", "LJ001-0002", "LJ001-0003", "LJ001-0004", "LJ001-0005", "LJ001-0006", "LJ001-0007"]

@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import AcousticModel, ModelConfig
 
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
 CASES = [
@@ -40,7 +40,7 @@ def test_output_lengths(cell, bidirectional, frontend, subsampling):
 
 
 def test_spec_augment_only_in_training():
-    from asr.augment import AugmentConfig
+    from asr.features.augment import AugmentConfig
 
     model = AcousticModel(29, FEATURES, ModelConfig(hidden_size=8, num_layers=1), AugmentConfig(freq_masks=2, time_masks=2, freq_warp=0.2))
     features, lengths = torch.randn(2, 50, 40), torch.tensor([50, 50])

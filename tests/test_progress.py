@@ -8,8 +8,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from asr.data import Utterance, write_manifest
-from asr.progress import DEFAULT_SECONDS, PlainProgress, progress, progress_seconds
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.progress import DEFAULT_SECONDS, PlainProgress, progress, progress_seconds
 
 
 class FakeClock:

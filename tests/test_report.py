@@ -14,15 +14,15 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr.bootstrap import paired_bootstrap, wer_interval
-from asr.compare import compare, write_comparison
-from asr.data import Utterance, write_manifest
-from asr.errors import AsrError
-from asr.metrics import error_counts
-from asr.plots import plot_training_curves
-from asr.report import alignment_block, write_reports
-from asr.report_html import comparison_html
-from asr.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
+from asr.evaluation.bootstrap import paired_bootstrap, wer_interval
+from asr.evaluation.compare import compare, write_comparison
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.errors import AsrError
+from asr.evaluation.metrics import error_counts
+from asr.evaluation.report.plots import plot_training_curves
+from asr.evaluation.report.markdown import alignment_block, write_reports
+from asr.evaluation.report.html import comparison_html
+from asr.evaluation.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
 
 # (id, speaker, reference, hypothesis): 5 errors over 22 words. Pooled WER 5/22 = 22.7 %;
 # the mean of per-utterance rates, (1/6 + 1/1 + 1/10 + 0 + 2/3) / 5 = 38.7 %, is what it must not be.
@@ -401,7 +401,7 @@ def test_a_report_that_fails_to_render_changes_no_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("plotting failed")
 
-    monkeypatch.setattr("asr.report_html.confusions_figure", broken)
+    monkeypatch.setattr("asr.evaluation.report.html.confusions_figure", broken)
     with pytest.raises(RuntimeError, match="plotting failed"):
         write_reports(folder, hand_made(HAND_MADE[:2]), {}, {"decoder": "greedy"}, title="second run")
     assert _files(folder) == before  # rendered before anything is written: not a mix of two runs

@@ -12,15 +12,15 @@ import pytest
 import soundfile
 import torch
 
-from asr.augment import AugmentConfig
-from asr.checkpoint import load_model, safe_load
-from asr.cli import main
-from asr.data import Utterance, write_manifest
-from asr.experiment import ExperimentConfig
-from asr.features import FeatureConfig
-from asr.model import ModelConfig
-from asr.train import TrainConfig, train
-from asr.transcribe import transcribe_file
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import load_model, safe_load
+from asr.cli.main import main
+from asr.data.dataset import Utterance, write_manifest
+from asr.train.config import ExperimentConfig
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import ModelConfig
+from asr.train.loop import TrainConfig, train
+from asr.inference.transcribe import transcribe_file
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -122,9 +122,9 @@ def tiny_config(epochs: int, **train) -> ExperimentConfig:
 
 
 def test_non_finite_losses_and_gradients_are_skipped_and_counted(clips, tmp_path, monkeypatch, caplog):
-    import asr.train_step
+    import asr.train.step
 
-    real_loss = asr.train_step.ctc_loss_sum
+    real_loss = asr.train.step.ctc_loss_sum
     calls = {"n": 0}
 
     def sabotaged(log_probs, lengths, batch, blank):
@@ -136,7 +136,7 @@ def test_non_finite_losses_and_gradients_are_skipped_and_counted(clips, tmp_path
             return loss + torch.sqrt(((log_probs - log_probs.detach()) ** 2).sum())
         return loss
 
-    monkeypatch.setattr(asr.train_step, "ctc_loss_sum", sabotaged)
+    monkeypatch.setattr(asr.train.step, "ctc_loss_sum", sabotaged)
     result = train(tiny_config(epochs=1), clips / "train.jsonl", clips / "dev.jsonl", tmp_path / "exp")
     assert result.skipped_batches == 2
     (record,) = json.loads((tmp_path / "exp" / "history.json").read_text())

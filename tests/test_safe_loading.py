@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from asr.checkpoint import MODEL_FILENAME, MODEL_FORMAT, atomic_save, load_model, package
-from asr.cli import main
-from asr.errors import AsrError
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.text import CharTokenizer
-from asr.train_state import STATE_FILENAME, load_state, save_state
+from asr.model.checkpoint import MODEL_FILENAME, MODEL_FORMAT, atomic_save, load_model, package
+from asr.cli.main import main
+from asr.utils.errors import AsrError
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.data.text import CharTokenizer
+from asr.train.state import STATE_FILENAME, load_state, save_state
 
 
 class Payload:

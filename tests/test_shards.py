@@ -12,17 +12,17 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader
 
-from asr.augment import AugmentConfig
-from asr.checkpoint import load_model, safe_load
-from asr.data import Utterance, write_manifest
-from asr.errors import AsrError
-from asr.experiment import ExperimentConfig
-from asr.features import FeatureConfig, LogMel
-from asr.model import ModelConfig
-from asr.shards import ShardStream, expand_shard_spec, iterate_samples, shard_durations, write_shards
-from asr.text import CharTokenizer
-from asr.train import TrainConfig, train
-from asr.training_data import _as_is
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import load_model, safe_load
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.errors import AsrError
+from asr.train.config import ExperimentConfig
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.model.acoustic import ModelConfig
+from asr.data.shards import ShardStream, expand_shard_spec, iterate_samples, shard_durations, write_shards
+from asr.data.text import CharTokenizer
+from asr.train.loop import TrainConfig, train
+from asr.train.batches import _as_is
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
@@ -296,7 +296,7 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
     """Train from a shard pattern with two DataLoader workers; a run stopped right after a mid-epoch
     checkpoint (in the middle of the workers' round) resumes, skipping each worker's consumed
     batches without decoding them, to the uninterrupted run's weights."""
-    import asr.train
+    import asr.train.loop
 
     folder, _, _ = corpus
     shards = str(folder / "shards" / "shard-{000000..000007}.tar")
@@ -307,17 +307,17 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
     assert result.epochs_run == 3 and load_model(tmp_path / "straight").metadata["train_manifest"] == shards
 
-    real_save = asr.train.save_state
+    real_save = asr.train.loop.save_state
 
     def save_then_crash(state, exp_dir):
         real_save(state, exp_dir)
         if state["epoch"] == 2 and not state["epoch_done"] and state["position"][0]["next_worker"] == 1:
             raise KeyboardInterrupt  # stands in for a crash right after the checkpoint
 
-    monkeypatch.setattr(asr.train, "save_state", save_then_crash)
+    monkeypatch.setattr(asr.train.loop, "save_state", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train(config, shards, dev, tmp_path / "resumed")
-    monkeypatch.setattr(asr.train, "save_state", real_save)
+    monkeypatch.setattr(asr.train.loop, "save_state", real_save)
     interrupted = safe_load(tmp_path / "resumed" / "last.pt")
     (position,) = interrupted["position"]  # one process, two workers, the second one's turn
     assert interrupted["epoch"] == 2 and position["consumed"][0] == position["consumed"][1] + 1
@@ -329,8 +329,8 @@ def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeyp
 
 
 def test_shard_command_and_what_train_takes_for_shards(corpus, tmp_path, capsys):
-    from asr.cli import main
-    from asr.shards import is_shard_spec
+    from asr.cli.main import main
+    from asr.data.shards import is_shard_spec
 
     folder, _, _ = corpus
     assert main(["shard", str(folder / "train.jsonl"), "--out", str(tmp_path / "s"), "--shard-size", "16"]) == 0

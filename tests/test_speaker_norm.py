@@ -6,13 +6,13 @@ import pytest
 import soundfile
 import torch
 
-from asr.data import SpeechDataset, Utterance, write_manifest
-from asr.errors import AsrError
-from asr.experiment import ExperimentConfig, load_config
-from asr.features import FeatureConfig, LogMel
-from asr.model import AcousticModel, ModelConfig
-from asr.speaker_norm import normalize_speakers
-from asr.text import CharTokenizer
+from asr.data.dataset import SpeechDataset, Utterance, write_manifest
+from asr.utils.errors import AsrError
+from asr.train.config import ExperimentConfig, load_config
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.speakers.normalization import normalize_speakers
+from asr.data.text import CharTokenizer
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -92,7 +92,7 @@ def _config(tmp_path) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def speaker_experiment(fsdd_clips, tmp_path_factory):
     """One epoch of a small speaker-normalised model on two speakers: (folder, config, utterances)."""
-    from asr.train import train
+    from asr.train.loop import train
 
     folder = tmp_path_factory.mktemp("speaker_model")
     clips = sorted(fsdd_clips.glob("*_nicolas_*.wav"))[:8] + sorted(fsdd_clips.glob("*_yweweler_*.wav"))[:8]
@@ -106,10 +106,10 @@ def speaker_experiment(fsdd_clips, tmp_path_factory):
 
 
 def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(speaker_experiment, tmp_path):
-    from asr.checkpoint import load_model
-    from asr.evaluate import evaluate
-    from asr.shards import write_shards
-    from asr.train import train
+    from asr.model.checkpoint import load_model
+    from asr.evaluation.evaluate import evaluate
+    from asr.data.shards import write_shards
+    from asr.train.loop import train
 
     folder, config, utterances = speaker_experiment
     model = load_model(folder / "exp")
@@ -125,11 +125,11 @@ def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(
 
 def test_transcribe_same_speaker_pools_the_statistics_of_every_readable_file(speaker_experiment, untrained_model,
                                                                              tmp_path, capsys):
-    from asr.audio import load_audio
-    from asr.checkpoint import load_model
-    from asr.cli import main
-    from asr.features import RunningStatistics
-    from asr.speaker_norm import ONE_SPEAKER, one_speaker_normalization
+    from asr.audio.io import load_audio
+    from asr.model.checkpoint import load_model
+    from asr.cli.main import main
+    from asr.features.logmel import RunningStatistics
+    from asr.speakers.normalization import ONE_SPEAKER, one_speaker_normalization
 
     folder, _, utterances = speaker_experiment
     files = [utterances[0].audio_filepath, utterances[1].audio_filepath]

@@ -5,11 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from asr.checkpoint import load_model
-from asr.cli import main
-from asr.data import Utterance, write_manifest
-from asr.errors import AsrError
-from asr.speaker_probe import ProbeConfig, probe_speakers, untrained_copy
+from asr.model.checkpoint import load_model
+from asr.cli.main import main
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.errors import AsrError
+from asr.speakers.probe import ProbeConfig, probe_speakers, untrained_copy
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
 SPEAKERS = ("george", "jackson", "theo")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from asr.errors import AsrError
-from asr.synth import Voice, assign_speakers, assign_voices, clip_name, synthesize, voice_pool
+from asr.utils.errors import AsrError
+from asr.data.synth import Voice, assign_speakers, assign_voices, clip_name, synthesize, voice_pool
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -140,7 +140,7 @@ needs_piper = pytest.mark.skipif(not _piper_installed(),
 
 @needs_piper
 def test_piper_speaks_caches_and_each_setting_makes_its_own_clip(tmp_path, monkeypatch):
-    import asr.synth
+    import asr.data.synth
 
     voice = Voice("piper", "en_US-joe-medium", 1.0, 67)
     faster, noisier = Voice("piper", "en_US-joe-medium", 1.3, 67), Voice("piper", "en_US-joe-medium", 1.0, 90)
@@ -161,7 +161,7 @@ def test_piper_speaks_caches_and_each_setting_makes_its_own_clip(tmp_path, monke
     def no_synthesis(*args):
         raise AssertionError("a cached clip was synthesized again")
 
-    monkeypatch.setattr(asr.synth, "_piper_speak", no_synthesis)
+    monkeypatch.setattr(asr.data.synth, "_piper_speak", no_synthesis)
     again, failures = synthesize(pairs, tmp_path, jobs=1)
     assert not failures and [u.audio_filepath for u in again] == [u.audio_filepath for u in utterances]
     assert [Path(u.audio_filepath).stat().st_mtime_ns for u in again] == stamps
@@ -173,7 +173,7 @@ def test_piper_speaks_caches_and_each_setting_makes_its_own_clip(tmp_path, monke
 def test_missing_piper_names_the_pip_packages(monkeypatch, tmp_path):
     import importlib.util
 
-    from asr.synth import missing_engines
+    from asr.data.synth import missing_engines
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "piper" else real(name, *a))

@@ -2,7 +2,7 @@ import unicodedata
 
 import pytest
 
-from asr.text import BLANK, CHARACTERS, CharTokenizer, normalize_text
+from asr.data.text import BLANK, CHARACTERS, CharTokenizer, normalize_text
 
 
 @pytest.mark.parametrize(

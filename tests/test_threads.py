@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr import threads
-from asr.checkpoint import MODEL_FILENAME
-from asr.cli import main
-from asr.data import Utterance, write_manifest
-from asr.threads import cgroup_cpu_quota, choose_threads, other_runnable, usable_cores
+from asr.utils import threads
+from asr.model.checkpoint import MODEL_FILENAME
+from asr.cli.main import main
+from asr.data.dataset import Utterance, write_manifest
+from asr.utils.threads import cgroup_cpu_quota, choose_threads, other_runnable, usable_cores
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "fsdd" / "demo.toml"
 
@@ -98,15 +98,15 @@ def test_threads_option_reaches_torch_in_transcribe_evaluate_and_train(
                  "--out", str(tmp_path / "eval"), "--threads", "2"]) == 0
     assert torch.get_num_threads() == 2
 
-    import asr.train
+    import asr.train.loop
 
     seen = {}
 
     def no_training(config, *args, **kwargs):
         seen["threads"] = torch.get_num_threads()
-        return asr.train.TrainResult(best_epoch=1, best_dev_wer=0.5, epochs_run=1, seconds=0.0, skipped_batches=0)
+        return asr.train.loop.TrainResult(best_epoch=1, best_dev_wer=0.5, epochs_run=1, seconds=0.0, skipped_batches=0)
 
-    monkeypatch.setattr(asr.train, "train", no_training)
+    monkeypatch.setattr(asr.train.loop, "train", no_training)
     torch.set_num_threads(1)
     assert main(["train", "--config", str(DEMO_CONFIG), "--train", "t.jsonl", "--dev", "d.jsonl",
                  "--exp", str(tmp_path / "exp"), "--threads", "2"]) == 0

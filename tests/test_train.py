@@ -5,15 +5,15 @@ import json
 import pytest
 import torch
 
-from asr.augment import AugmentConfig
-from asr.checkpoint import load_model, safe_load
-from asr.data import SpeechDataset, Utterance, write_manifest
-from asr.evaluate import evaluate
-from asr.experiment import ExperimentConfig
-from asr.features import FeatureConfig
-from asr.model import ModelConfig
-from asr.train import TrainConfig, refresh_word_cuts, train
-from asr.transcribe import transcribe_file
+from asr.features.augment import AugmentConfig
+from asr.model.checkpoint import load_model, safe_load
+from asr.data.dataset import SpeechDataset, Utterance, write_manifest
+from asr.evaluation.evaluate import evaluate
+from asr.train.config import ExperimentConfig
+from asr.features.logmel import FeatureConfig
+from asr.model.acoustic import ModelConfig
+from asr.train.loop import TrainConfig, refresh_word_cuts, train
+from asr.inference.transcribe import transcribe_file
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
 
@@ -73,7 +73,7 @@ def test_resume_continues_to_the_same_weights(manifest, tmp_path):
 def test_bf16_autocast_trains_on_cpu_close_to_fp32(manifest, tmp_path):
     from dataclasses import replace
 
-    from asr.errors import AsrError
+    from asr.utils.errors import AsrError
 
     full = tiny_config(epochs=3)
     half = replace(full, train=replace(full.train, precision="bf16"))

@@ -7,7 +7,7 @@ while it collects the trigrams, after it has printed the unigrams and the bigram
 child process, and this script keeps what the file holds by then: every unigram with its backoff
 weight, and the bigrams up to the writer's last flushed buffer (2,051,511 of 2,051,547; the 36
 missing ones are the last of its order). That is a bigram model, whose backoff weights are then
-recomputed (:mod:`asr.arpa`) so each distribution sums to one again. A sample of the kept values is
+recomputed (:mod:`asr.decode.arpa`) so each distribution sums to one again. A sample of the kept values is
 checked against ``NGramModel.prob``, which reads the model itself.
 
 pocketsphinx is needed only to run this script (``pip install pocketsphinx``); asr never imports it.
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from asr.arpa import BackoffLM, _recompute_backoffs, write_arpa
+from asr.decode.arpa import BackoffLM, _recompute_backoffs, write_arpa
 
 LOG_BASE = 1.0001  # pocketsphinx's integer log base: prob() returns log_1.0001 values
 TOLERANCE = 1e-3  # |log10| difference allowed against prob() (the writer prints 4 decimals)

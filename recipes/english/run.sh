@@ -54,7 +54,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 lm_dir="$exp/lm"
 
 if run_stage 0; then
-  missing=$("$python" -c 'from asr.synth import ENGINE_PACKAGES, missing_engines
+  missing=$("$python" -c 'from asr.data.synth import ENGINE_PACKAGES, missing_engines
 print(" ".join(sorted(set(" ".join(missing_engines(ENGINE_PACKAGES).values()).split()))))')
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then

@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# FSDD leave-one-speaker-out: for each speaker, train on the other speakers (plus synthetic and converted voices) and
+# FSDD leave-one-speaker-out: for each speaker, train on the other speakers (plus synthetic voices) and
 # test on every clip of the held-out one, greedy and with beam search over the ten-word lexicon, and
 # with beam search after adapting the model to the held-out voice (asr evaluate --adapt); then
 # write the per-speaker tables and the WER pooled over all of them to EXP/RESULTS.md.
 # Usage: recipes/fsdd/loso.sh --src ../shared/data/fsdd [--exp exp/fsdd_loso] [--config FILE]
 #          [--speakers "george jackson ..."] [--synth-per-digit N | --synth-speakers N]
-#          [--synth-engines LIST] [--converted-voices N] [--python EXE]
+#          [--synth-engines LIST] [--python EXE]
 #   --synth-per-digit N   also train on each digit word read by N synthetic voices drawn anew for
 #                         every reading (default 100, 0 for the real speakers alone)
 #   --synth-speakers N    instead: N synthetic speakers (voice and pitch) that each read all ten digits
 #   --synth-engines LIST  asr synth --engines (default espeak-ng,flite,festival; also: mbrola)
-#   --converted-voices N  also train on N new voices made from each training speaker (asr convert-voices:
-#                         pitch and vocal tract changed), each reading a sixth of its speaker's clips
 set -euo pipefail
 recipe=$(cd "$(dirname "$0")" && pwd)
 src=""; exp="exp/fsdd_loso"; config="$recipe/conf.toml"; python="${PYTHON:-python3}"
 speakers="george jackson nicolas theo yweweler"
-synth_per_digit=100; synth_speakers=0; synth_engines="espeak-ng,flite,festival"; converted_voices=0
+synth_per_digit=100; synth_speakers=0; synth_engines="espeak-ng,flite,festival"
 while [ $# -gt 0 ]; do
   case "$1" in
     --src) src=$2; shift 2 ;;
@@ -27,8 +25,7 @@ while [ $# -gt 0 ]; do
     --synth-per-digit) synth_per_digit=$2; shift 2 ;;
     --synth-speakers) synth_speakers=$2; shift 2 ;;
     --synth-engines) synth_engines=$2; shift 2 ;;
-    --converted-voices) converted_voices=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -54,13 +51,7 @@ for speaker in $speakers; do
   echo "== held-out speaker: $speaker" >&2
   data="$exp/$speaker/data"
   asr prepare fsdd --src "$src" --out "$data" --holdout-speaker "$speaker"
-  converted_manifest=""
-  if [ "$converted_voices" -gt 0 ]; then
-    converted_manifest="$exp/$speaker/voices/manifest.jsonl"
-    asr convert-voices --manifest "$data/train.jsonl" --out "$exp/$speaker/voices" \
-      --voices-per-speaker "$converted_voices" --share 0.17
-  fi
-  cat "$data/train.jsonl" $synth_manifest $converted_manifest > "$data/train_all.jsonl"
+  cat "$data/train.jsonl" $synth_manifest > "$data/train_all.jsonl"
   asr train --config "$config" --train "$data/train_all.jsonl" --dev "$data/dev.jsonl" --exp "$exp/$speaker"
   asr lm build --text "$data/train.jsonl" --order 2 --out "$exp/$speaker/lm/words.arpa" \
     --lexicon "$exp/$speaker/lm/lexicon.txt" --vocab-from "$data/train.jsonl"
