@@ -20,7 +20,8 @@ from asr.train.config import ExperimentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import ModelConfig
 from asr.speakers.normalization import ONE_SPEAKER
-from asr.train.loop import TrainConfig, train
+from asr.train.config import TrainConfig
+from asr.train.loop import train
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
 

@@ -18,7 +18,8 @@ from asr.train.config import ExperimentConfig, config_from_dict
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
 from asr.data.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
-from asr.train.loop import TrainConfig, train
+from asr.train.config import TrainConfig
+from asr.train.loop import train
 
 
 @pytest.fixture(scope="module")

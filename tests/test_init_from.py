@@ -14,7 +14,8 @@ from asr.train.config import ExperimentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
 from asr.data.text import CharTokenizer
-from asr.train.loop import TrainConfig, _initialise_from, train
+from asr.train.config import TrainConfig
+from asr.train.loop import _initialise_from, train
 
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
 SHAPE = ModelConfig(hidden_size=16, num_layers=1)

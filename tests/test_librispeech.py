@@ -21,7 +21,7 @@ from asr.data.corpora.librispeech import download_urls
 from asr.utils.errors import AsrError
 from asr.train.config import load_config
 from asr.data.text import normalize_text
-from asr.train.loop import TrainConfig
+from asr.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "librispeech"

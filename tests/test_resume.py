@@ -19,7 +19,8 @@ from asr.data.dataset import Utterance, write_manifest
 from asr.train.config import ExperimentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import ModelConfig
-from asr.train.loop import TrainConfig, train
+from asr.train.config import TrainConfig
+from asr.train.loop import train
 from asr.inference.transcribe import transcribe_file
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

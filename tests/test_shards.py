@@ -21,7 +21,8 @@ from asr.features.logmel import FeatureConfig, LogMel
 from asr.model.acoustic import ModelConfig
 from asr.data.shards import ShardStream, expand_shard_spec, iterate_samples, shard_durations, write_shards
 from asr.data.text import CharTokenizer
-from asr.train.loop import TrainConfig, train
+from asr.train.config import TrainConfig
+from asr.train.loop import train
 from asr.train.batches import _as_is
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

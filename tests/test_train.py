@@ -12,7 +12,8 @@ from asr.evaluation.evaluate import evaluate
 from asr.train.config import ExperimentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import ModelConfig
-from asr.train.loop import TrainConfig, refresh_word_cuts, train
+from asr.train.config import TrainConfig
+from asr.train.loop import refresh_word_cuts, train
 from asr.inference.transcribe import transcribe_file
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}

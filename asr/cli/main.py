@@ -207,7 +207,7 @@ def _cmd_compare(args) -> int:
 def _cmd_transcribe(args) -> int:
     from asr.model.checkpoint import load_model
     from asr.decode.ctc import build_decoder
-    from asr.speakers.normalization import one_speaker_normalization
+    from asr.speakers.normalization import for_one_speaker, one_speaker_normalization
     from asr.inference.subtitles import group_words, to_srt, to_vtt
     from asr.utils.threads import configure_threads
     from asr.inference.transcribe import transcribe_file
@@ -230,7 +230,7 @@ def _cmd_transcribe(args) -> int:
     for path in args.files:
         try:
             transcript = transcribe_file(model, path, decoder, timestamps=timestamps, progress=True,
-                                         speaker_normalization=speaker)
+                                         feature_map=for_one_speaker(speaker))
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
@@ -402,7 +402,7 @@ def _cmd_lm_restrict(args) -> int:
 def _cmd_tune_lm(args) -> int:
     from asr.model.checkpoint import load_model, store_decoder_settings
     from asr.decode.ctc import DecoderConfig
-    from asr.decode.tune import tune_lm, tuning_table
+    from asr.evaluation.tune import tune_lm, tuning_table
 
     model = load_model(args.model)
     overrides = _decoder_overrides(args) | {"kind": "beam"}

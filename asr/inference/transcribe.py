@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -23,7 +23,6 @@ from asr.model.checkpoint import PackagedModel
 from asr.decode.ctc import GreedyDecoder, Hypothesis
 from asr.utils.progress import progress as progress_bar
 from asr.audio.pauses import Segment, SegmenterConfig, split_at_pauses
-from asr.speakers.normalization import ONE_SPEAKER, FeatureMap
 from asr.audio.blocks import audio_info, read_blocks
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar (when asked for)
@@ -82,13 +81,14 @@ def transcribe_file(
     timestamps: bool = False,
     config: LongFormConfig = LongFormConfig(),
     progress: bool = False,
-    speaker_normalization: FeatureMap | None = None,
+    feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Transcript:
     """Transcribe one file (greedily unless ``decoder`` is given); ``timestamps`` adds word
     timings from a forced alignment of each segment's text to the model's frames. ``progress``
     shows a bar of audio seconds done (stderr) for files of ``PROGRESS_MIN_SECONDS`` or more.
-    ``speaker_normalization``: the file's speaker statistics (``asr transcribe --same-speaker``), and
-    its speaker transform (``--adapt``).
+    ``feature_map``: applied to each segment's features ``(T, F)`` before the network (the speaker
+    normalisation and transform of ``asr transcribe --same-speaker`` / ``--adapt``, from
+    :func:`asr.speakers.normalization.for_one_speaker`).
 
     While the network runs on one batch, a second thread decodes the previous one (the beam
     search and torch both release the GIL).
@@ -114,7 +114,7 @@ def transcribe_file(
             bar.update(round(sum(text.end - text.start for text, _, _ in batch), 1))
 
         for batch in _batches(segments, config.batch_size, config.pool_batches):
-            log_probs, lengths = _network(model, batch, speaker_normalization)
+            log_probs, lengths = _network(model, batch, feature_map)
             pending.append(decoding.submit(_decode, model, decoder, batch, log_probs, lengths, timestamps))
             if len(pending) > 1:
                 collect(pending.popleft())
@@ -139,12 +139,12 @@ def _batches(segments: Iterable[Segment], size: int, pool_batches: int) -> Itera
 
 @torch.inference_mode()
 def _network(model: PackagedModel, segments: list[Segment],
-             speaker_normalization: FeatureMap | None) -> tuple[torch.Tensor, torch.Tensor]:
+             feature_map: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``segments`` as one padded batch through the network: log-probabilities ``(B, T', V)``
     and output lengths ``(B,)``."""
     features = [model.log_mel(s.samples) for s in segments]  # each (T_i, F)
-    if speaker_normalization is not None:
-        features = [speaker_normalization(f, ONE_SPEAKER) for f in features]
+    if feature_map is not None:
+        features = [feature_map(f) for f in features]
     lengths = torch.tensor([f.shape[0] for f in features])  # (B,)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)  # (B, T, F)
     return model.network(padded, lengths)

@@ -34,7 +34,7 @@ from asr.data.dataset import SpeechDataset, Utterance, collate
 from asr.utils.errors import AsrError
 from asr.model.acoustic import AcousticModel
 from asr.utils.progress import progress as progress_bar
-from asr.speakers.normalization import ONE_SPEAKER, FeatureMap
+from asr.speakers.normalization import ONE_SPEAKER, FeatureMap, for_one_speaker
 from asr.inference.transcribe import transcribe_file
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def adapt_to_files(model: PackagedModel, paths: list[str], decoder, config: Adap
     segments = []
     for path in progress_bar(paths, desc="first pass", unit="file", enabled=progress, leave=False):
         try:
-            transcript = transcribe_file(model, path, decoder, speaker_normalization=base)
+            transcript = transcribe_file(model, path, decoder, feature_map=for_one_speaker(base))
         except AsrError:
             continue
         segments += [Utterance(str(path), part.text, part.end - part.start, ONE_SPEAKER, offset=part.start)

@@ -39,6 +39,12 @@ FeatureMap = Callable[[torch.Tensor, Optional[str]], torch.Tensor]
 ONE_SPEAKER = "one speaker"  # the speaker of every file given to asr transcribe --same-speaker
 
 
+def for_one_speaker(feature_map: FeatureMap | None) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``feature_map`` for files that are all :data:`ONE_SPEAKER`: features ``(T, F)`` -> ``(T, F)``
+    (the ``feature_map`` of :func:`asr.inference.transcribe.transcribe_file`)."""
+    return None if feature_map is None else lambda features: feature_map(features, ONE_SPEAKER)
+
+
 class SpeakerNormalization:
     """Maps a labelled speaker's features ``(T, F)`` onto the global statistics (see the module)."""
 

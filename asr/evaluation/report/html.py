@@ -8,7 +8,7 @@ import datetime
 import json
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from asr import __version__
 from asr.utils.atomic import write_text_atomic
@@ -21,8 +21,6 @@ from asr.evaluation.report.plots import (
 )
 from asr.evaluation.scoring import UtteranceScore, confusions, wer_by_length
 
-if TYPE_CHECKING:
-    from asr.evaluation.compare import Comparison
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto;
@@ -292,7 +290,7 @@ def write_evaluation_html(path: Path, summary: dict, scores: Sequence[UtteranceS
     write_text_atomic(path, evaluation_html(summary, scores, failed, title))
 
 
-def comparison_html(comparison: "Comparison") -> str:
+def comparison_html(comparison) -> str:
     """The page comparing two evaluations of the same utterances (see :mod:`asr.evaluation.compare`)."""
     c = comparison
     a, b = c.name_a, c.name_b
