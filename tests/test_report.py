@@ -5,14 +5,18 @@ import errno
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
+import soundfile
+import torch
 
 from asr.evaluation.bootstrap import paired_bootstrap, wer_interval
 from asr.evaluation.compare import compare, write_comparison
@@ -22,6 +26,8 @@ from asr.evaluation.metrics import error_counts
 from asr.evaluation.report.plots import plot_training_curves
 from asr.evaluation.report.markdown import alignment_block, write_reports
 from asr.evaluation.report.html import comparison_html
+from asr.evaluation.evaluate import evaluate
+from asr.model.checkpoint import load_model
 from asr.evaluation.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
 
 # (id, speaker, reference, hypothesis): 5 errors over 22 words. Pooled WER 5/22 = 22.7 %;
@@ -405,3 +411,43 @@ def test_a_report_that_fails_to_render_changes_no_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="plotting failed"):
         write_reports(folder, hand_made(HAND_MADE[:2]), {}, {"decoder": "greedy"}, title="second run")
     assert _files(folder) == before  # rendered before anything is written: not a mix of two runs
+
+
+def test_report_html_plays_each_utterance_from_a_relative_path(fsdd_clips, tmp_path):
+    """Each utterance row has an <audio> player whose source, relative to the report, is the real
+    clip: Chromium loads its metadata (the clip's length) from there."""
+    browser = _browser()
+    clip = fsdd_clips / "7_theo_0.wav"
+    utterances = [ScoredUtterance("7_theo_0", "seven", "seven", "theo", 0.5, str(clip)),
+                  ScoredUtterance("seg", "seven", "eleven", "theo", 0.2, str(clip), offset=0.1)]
+    folder = tmp_path / "eval"
+    write_reports(folder, utterances, {}, {"decoder": "greedy"}, title="players")
+    html = (folder / "report.html").read_text()
+    sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', html)
+    relative = Path(os.path.relpath(clip, folder)).as_posix()
+    assert sources == [relative, f"{relative}#t=0.100,0.300"]
+    probe = ("<script>var a = document.querySelector('audio'); a.preload = 'metadata';"
+             "a.addEventListener('loadedmetadata', function () { document.body.setAttribute('data-seconds', "
+             "a.duration.toFixed(2)); }); a.load();</script></body>")
+    page = folder / "probe.html"
+    page.write_text(html.replace("</body>", probe))
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+         "--allow-file-access-from-files", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    seconds = soundfile.info(str(clip)).duration
+    assert f'data-seconds="{seconds:.2f}"' in result.stdout, result.stderr[-2000:]
+
+
+def test_summary_and_page_state_where_the_result_came_from(tmp_path, fsdd_clips, untrained_model):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(fsdd_clips / "7_theo_0.wav"), "duration": 0.5,
+                                    "text": "seven"}) + "\n")
+    summary = evaluate(load_model(untrained_model), manifest, tmp_path / "eval")
+    origin = json.loads((tmp_path / "eval" / "summary.json").read_text())["provenance"]
+    assert origin == summary["provenance"]
+    assert origin["torch"] == torch.__version__ and origin["python"] == platform.python_version()
+    assert origin["threads"] == torch.get_num_threads() and origin["normalizer"] == "asr.data.text.normalize_text"
+    assert origin["git_commit"] is None or re.fullmatch(r"[0-9a-f]{12}(\+changes)?", origin["git_commit"])
+    assert f"torch {torch.__version__}" in (tmp_path / "eval" / "report.html").read_text()

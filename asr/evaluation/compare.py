@@ -28,7 +28,8 @@ def read_hypotheses(folder: str | Path) -> list[ScoredUtterance]:
         try:
             row = json.loads(line)
             utterances.append(ScoredUtterance(str(row["id"]), row["reference"], row["text"], row.get("speaker"),
-                                              float(row.get("duration", 0.0))))
+                                              float(row.get("duration", 0.0)), row.get("audio_filepath", ""),
+                                              float(row.get("offset", 0.0))))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise AsrError(f"{path}, line {number}: not an evaluation line ({type(err).__name__}: {err})") from None
     if not utterances:

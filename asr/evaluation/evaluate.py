@@ -11,6 +11,7 @@ from asr.speakers.adaptation import AdaptConfig, adapt_speakers, check_adaptable
 from asr.model.checkpoint import PackagedModel
 from asr.data.dataset import SpeechDataset, read_manifest
 from asr.decode.ctc import DecoderConfig, build_decoder
+from asr.utils.provenance import provenance
 from asr.utils.errors import AsrError
 from asr.inference.recognize import recognize
 from asr.evaluation.metrics import error_counts
@@ -68,7 +69,8 @@ def evaluate(
         if index not in result.hypotheses:
             continue
         scored.append(
-            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker, utt.duration)
+            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker, utt.duration,
+                            utt.audio_filepath, utt.offset or 0.0)
         )
     if not scored:
         first = next(iter(failed.items()), ("", "the manifest is empty"))
@@ -88,6 +90,7 @@ def evaluate(
             "real_time_factor": round(seconds / audio_seconds, 5) if audio_seconds else None,
             "audio_seconds": round(audio_seconds, 3),
             "model_settings": model.metadata,
+            "provenance": provenance(),
         } | ({"adaptation": adaptation} if adapt is not None else {}),
         title=f"Evaluation of {Path(manifest).name}",
     )

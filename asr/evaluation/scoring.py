@@ -26,6 +26,8 @@ class ScoredUtterance:
     hypothesis: str  # normalised hypothesis
     speaker: str | None  # speaker, when the manifest names one
     duration: float = 0.0  # seconds of audio
+    audio: str = ""  # the audio file, for the report's player ("" when not known)
+    offset: float = 0.0  # where the utterance starts in ``audio``, seconds
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class UtteranceScore:
     alignment: tuple[AlignedWord, ...]  # word-level alignment, in order
     char_errors: int  # character substitutions + deletions + insertions (spaces count)
     num_chars: int  # reference characters (spaces count)
+    audio: str = ""  # the audio file ("" when not known)
+    offset: float = 0.0  # where the utterance starts in ``audio``, seconds
 
     def _count(self, op: str) -> int:
         return sum(word.op == op for word in self.alignment)
@@ -124,6 +128,8 @@ def score_utterances(utterances: Sequence[ScoredUtterance]) -> list[UtteranceSco
                 alignment=_aligned_words(words.alignments[i], words.references[i], words.hypotheses[i]),
                 char_errors=char_errors,
                 num_chars=len(chars.references[i]),
+                audio=utt.audio,
+                offset=utt.offset,
             )
         )
     return scores

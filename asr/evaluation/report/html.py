@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
 from html import escape
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 from asr import __version__
 from asr.utils.atomic import write_text_atomic
@@ -205,8 +207,26 @@ def _failed_section(failed: dict[str, str]) -> list[str]:
             f'<ul class="failed">{items}</ul>']
 
 
-def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str) -> str:
-    """The report page of one evaluation (see :func:`write_evaluation_html`)."""
+def audio_player(score: UtteranceScore, folder: Path | None) -> str:
+    """An ``<audio>`` element playing the utterance: its file by a path relative to the report's
+    ``folder`` (so the page and the audio can move together), a media fragment for a segment."""
+    if not score.audio:
+        return "<td></td>"
+    path = Path(score.audio)
+    try:
+        source = Path(os.path.relpath(path, folder)).as_posix() if folder is not None else path.as_uri()
+    except ValueError:  # another drive (Windows): only an absolute address reaches it
+        source = path.resolve().as_uri()
+    source = quote(source, safe="/:")
+    if score.offset:
+        source += f"#t={score.offset:.3f},{score.offset + score.duration:.3f}"
+    return f'<td><audio controls preload="none" src="{escape(source)}"></audio></td>'
+
+
+def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str,
+                    folder: Path | None = None) -> str:
+    """The report page of one evaluation (see :func:`write_evaluation_html`); ``folder``: where the
+    page is written (audio players link relative to it)."""
     low, high = summary["wer_ci95"]
     bootstrap = summary["bootstrap"]
     cards = [
@@ -266,7 +286,7 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
             f"<td>{escape(score.key)}</td><td>{escape(score.speaker or '')}</td>"
             f"{_num(score.duration, f'{score.duration:.2f}')}{_num(score.num_words)}{_num(score.errors)}"
             f"{_num(score.substitutions)}{_num(score.deletions)}{_num(score.insertions)}"
-            f"{_num(score.wer, _percent(score.wer))}<td>{alignment_html(score)}</td></tr>"
+            f"{_num(score.wer, _percent(score.wer))}{audio_player(score, folder)}<td>{alignment_html(score)}</td></tr>"
         )
     body += [
         f"<h2>Utterances ({len(scores)})</h2>",
@@ -275,8 +295,13 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
                    ("del", "with deletions"), ("ins", "with insertions"), ("correct", "correct")],
                   speakers if len(speakers) > 1 else []),
         _table([("id", False), ("speaker", False), ("seconds", True), ("words", True), ("errors", True),
-                ("S", True), ("D", True), ("I", True), ("WER", True), ("alignment", False)], rows, ident="utterances"),
+                ("S", True), ("D", True), ("I", True), ("WER", True), ("audio", False), ("alignment", False)], rows,
+               ident="utterances"),
     ]
+    if summary.get("provenance"):
+        origin = summary["provenance"]
+        body.append('<p class="meta" id="provenance">' + " · ".join(
+            f"{escape(str(key))} {escape(str(value))}" for key, value in origin.items() if value is not None) + "</p>")
     settings = {k: summary.get(k) for k in ("decoder", "model_settings", "bootstrap") if k in summary}
     body.append("<details><summary>Model and decoder settings</summary><pre>"
                 + escape(json.dumps(settings, indent=2, default=str)) + "</pre></details>")
@@ -287,7 +312,7 @@ def write_evaluation_html(path: Path, summary: dict, scores: Sequence[UtteranceS
                           title: str) -> None:
     """``report.html``: headline numbers, plots (WER by speaker and by length, top confusions),
     per-speaker table, utterances not scored, and every utterance aligned, sortable and filterable."""
-    write_text_atomic(path, evaluation_html(summary, scores, failed, title))
+    write_text_atomic(path, evaluation_html(summary, scores, failed, title, folder=path.parent))
 
 
 def comparison_html(comparison) -> str:

@@ -61,7 +61,7 @@ def write_reports(out_dir: Path, utterances: Sequence[ScoredUtterance], failed: 
         "report.md": markdown_report(summary, scores, failed, title),
         "alignments.txt": alignments_text(scores, title),
         "hyp.jsonl": hypotheses_text(utterances),
-        "report.html": evaluation_html(summary, scores, failed, title),
+        "report.html": evaluation_html(summary, scores, failed, title, folder=out_dir),
         "summary.json": json.dumps(summary, indent=2, default=str) + "\n",
     }
     for name, text in files.items():
@@ -188,6 +188,8 @@ def hypotheses_text(utterances: Sequence[ScoredUtterance]) -> str:
         row = {"id": utt.key, "text": utt.hypothesis, "reference": utt.reference, "duration": utt.duration}
         if utt.speaker:
             row["speaker"] = utt.speaker
+        if utt.audio:
+            row["audio_filepath"], row["offset"] = utt.audio, utt.offset
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     return "".join(lines)
 
