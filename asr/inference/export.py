@@ -25,16 +25,23 @@ def export_model(model: str | Path, out: str | Path, half: bool = False) -> Path
         data["state_dict"] = {
             k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()
         }
-    settings = dict(data.get("decoder") or {})
-    for key in DECODER_FILES:
-        if settings.get(key):
-            path = Path(settings[key])
-            path = path if path.is_absolute() else source.parent / path
-            shutil.copyfile(path, out / path.name)
-            settings[key] = path.name
+    settings = copy_decoder_files(data.get("decoder"), source.parent, out)
     if settings:
         data["decoder"] = settings
     target = out / MODEL_FILENAME
     atomic_save(data, target)
     return target
 
+
+def copy_decoder_files(settings: dict | None, folder: Path, out: Path) -> dict:
+    """Decoder ``settings`` whose LM and lexicon (paths relative to ``folder`` unless absolute)
+    are copied into ``out``, and named there by their file names alone."""
+    settings = dict(settings or {})
+    for key in DECODER_FILES:
+        if settings.get(key):
+            path = Path(settings[key])
+            path = path if path.is_absolute() else folder / path
+            if not (out / path.name).exists() or not (out / path.name).samefile(path):
+                shutil.copyfile(path, out / path.name)
+            settings[key] = path.name
+    return settings

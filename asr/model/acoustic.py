@@ -41,7 +41,7 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int = 1) -> t
     so what a front end computes near an utterance's end does not depend on its batch mates."""
     steps = torch.arange(x.shape[time_dim], device=x.device)
     shape = [1] * x.dim()
-    shape[0], shape[time_dim] = len(lengths), x.shape[time_dim]
+    shape[0], shape[time_dim] = -1, x.shape[time_dim]  # -1: the batch, also in an exported graph (not len(lengths))
     keep = (steps.unsqueeze(0) < lengths.to(x.device).unsqueeze(1)).reshape(shape)
     return x * keep
 

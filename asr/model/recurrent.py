@@ -20,9 +20,9 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 def reversal_index(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     """``lengths: (B,)`` -> ``(B, frames)`` time indices that reverse each sequence within its
     length and leave the padding in place; applying it twice is the identity."""
-    steps = torch.arange(frames, device=lengths.device).expand(len(lengths), frames)  # (B, T)
-    lengths = lengths.to(steps.device).unsqueeze(1)  # (B, 1)
-    return torch.where(steps < lengths, lengths - 1 - steps, steps)
+    steps = torch.arange(frames, device=lengths.device).unsqueeze(0)  # (1, T): broadcast, so that an exported
+    lengths = lengths.unsqueeze(1)  # (B, 1)                              graph keeps the batch dynamic
+    return torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T)
 
 
 class RecurrentStack(nn.Module):
