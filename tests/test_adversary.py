@@ -53,21 +53,25 @@ def test_speaker_ids_are_sorted_names_and_unlabelled_utterances_are_skipped():
 
 def test_training_with_the_adversary_resumes_exactly_and_ships_without_it(manifest, tmp_path):
     straight, resumed = train_straight_and_resumed(adversarial_config, manifest, tmp_path)
-    assert set(straight["adversary"]) == {"classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}
-    assert straight["adversary"]["classifier.2.weight"].shape[0] == len(CLIPS)  # one output per speaker
-    for part in ("model", "adversary"):
-        for key, value in straight[part].items():
-            assert torch.allclose(value, resumed[part][key], atol=1e-6), (part, key)
+    adversary = straight["extensions"]["speaker_adversary"]
+    assert set(adversary) == {"classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"}
+    assert adversary["classifier.2.weight"].shape[0] == len(CLIPS)  # one output per speaker
+    for key, value in adversary.items():
+        assert torch.allclose(value, resumed["extensions"]["speaker_adversary"][key], atol=1e-6), key
+    for key, value in straight["model"].items():
+        assert torch.allclose(value, resumed["model"][key], atol=1e-6), key
     # The adversary trained the network: the same run without it ends elsewhere.
     train(adversarial_config(epochs=3, weight=0.0), manifest, manifest, tmp_path / "plain")
     plain = safe_load(tmp_path / "plain" / "last.pt")
-    assert plain["adversary"] is None
+    assert plain["extensions"] == {}
     assert not torch.allclose(plain["model"]["output.weight"], straight["model"]["output.weight"])
     packaged = load_model(tmp_path / "straight")  # the packaged model is the plain acoustic model
     assert not any("classifier" in key for key in safe_load(tmp_path / "straight" / "model.pt")["state_dict"])
     assert packaged is not None
-    with pytest.raises(AsrError, match="speaker_adversary_weight was changed"):
+    with pytest.raises(AsrError, match="started with the training extension.s. speaker_adversary"):
         train(adversarial_config(epochs=4, weight=0.0), manifest, manifest, tmp_path / "straight", resume=True)
+    with pytest.raises(AsrError, match="this run started without speaker-adversarial training"):
+        train(adversarial_config(epochs=4), manifest, manifest, tmp_path / "plain", resume=True)
 
 
 def test_a_manifest_with_one_speaker_is_refused(manifest, tmp_path):

@@ -3,7 +3,8 @@ import random
 import pytest
 import torch
 
-from asr.features.augment import AugmentConfig, crop_to_words, perturb_waveform
+from asr.features.augment import AugmentConfig, perturb_waveform
+from asr.train.word_crop import crop_to_words
 
 
 def test_speed_perturbation_changes_duration_by_the_factor():

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio.io import audio_duration, load_audio
-from asr.features.augment import AugmentConfig, crop_to_words, perturb_waveform
+from asr.features.augment import AugmentConfig, perturb_waveform
 from asr.utils.errors import AsrError, ManifestError
 from asr.features.logmel import LogMel
 from asr.data.text import Tokenizer, normalize_text
@@ -201,8 +201,10 @@ class SpeechDataset(Dataset):
         self.epoch = 0  # with ``seed`` and the item, fixes the item's augmentation (see set_epoch)
         self.sample_rate = log_mel.config.sample_rate
         self._cache: dict[int, torch.Tensor] = {}
-        self.word_cuts: dict[int, list[int]] = {}  # index -> sample positions between words
         self.failed: dict[str, str] = {}  # audio path -> reason
+        # (index, waveform (N,), normalised text, rng) -> (waveform, text), applied to each item before
+        # augmentation; set by a training extension (asr.train.word_crop), picklable for DataLoader workers
+        self.edit = None
         # (features (T, F), speaker) -> features; set by asr.speakers.normalization.normalize_speakers and asr.speakers.adaptation
         self.speaker_normalization = None
 
@@ -232,8 +234,8 @@ class SpeechDataset(Dataset):
                 self.failed[utt.audio_filepath] = str(err)
             return None
         rng = augmentation_rng(self.seed, self.epoch, index)
-        if self.augment is not None and index in self.word_cuts and rng.random() < self.augment.crop_prob:
-            waveform, text = crop_to_words(waveform, text, self.word_cuts[index], rng)
+        if self.edit is not None:
+            waveform, text = self.edit(index, waveform, text, rng)
         features, targets = featurize(waveform, text, self.log_mel, self.tokenizer, self.augment, rng)
         if self.speaker_normalization is not None:
             features = self.speaker_normalization(features, utt.speaker)

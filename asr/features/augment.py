@@ -26,7 +26,7 @@ class AugmentConfig:
     noise_snr_db: tuple[float, ...] = (10.0, 40.0)  # [low, high] signal-to-noise ratio of that noise
     pad_seconds: float = 0.0  # pad start and end with [0, pad_seconds] of background, so position is no cue
     gain_db: float = 0.0  # random gain drawn from [-gain_db, +gain_db]
-    crop_prob: float = 0.0  # chance of cutting a training utterance to a random run of its words
+    crop_prob: float = 0.0  # chance of cutting a training utterance to a random run of its words (asr.train.word_crop)
     crop_from_epoch: int = 1  # word alignments for cropping come from the model of this epoch on
     reverb_prob: float = 0.0  # chance of convolving an utterance with a synthetic room impulse response
     reverb_rt60: tuple[float, ...] = (0.2, 0.7)  # [low, high] reverberation time (seconds) of that room
@@ -47,25 +47,6 @@ class AugmentConfig:
             raise ValueError("reverb_rt60 must be [low, high] in seconds, both positive")
         if not 0 <= self.freq_warp < 0.5:
             raise ValueError("freq_warp must be in [0, 0.5)")
-
-
-def crop_to_words(
-    waveform: torch.Tensor, text: str, cuts: list[int], rng: random.Random
-) -> tuple[torch.Tensor, str]:
-    """Cut ``waveform (N,)`` and its normalised ``text`` to a random run of consecutive words.
-
-    ``cuts`` holds one sample position between each pair of neighbouring words
-    (from a forced alignment). Teaches the model that an utterance may start or
-    end with any word, not only the ones the training utterances start with.
-    """
-    words = text.split()
-    if len(cuts) != len(words) - 1 or len(words) < 2:
-        return waveform, text
-    first = rng.randrange(len(words))
-    last = rng.randrange(first + 1, len(words) + 1)  # exclusive
-    start = 0 if first == 0 else cuts[first - 1]
-    end = waveform.numel() if last == len(words) else cuts[last - 1]
-    return waveform[start:end], " ".join(words[first:last])
 
 
 def perturb_waveform(

@@ -105,6 +105,11 @@ class Normalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(n_mels))
         self.register_buffer("std", torch.ones(n_mels))
 
+    @property
+    def uses_statistics(self) -> bool:
+        """Whether the mode normalises by training-set statistics (set before training)."""
+        return self.mode in ("global", "speaker")
+
     def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)
         self.std.copy_(std.clamp_min(1e-5))

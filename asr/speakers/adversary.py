@@ -6,15 +6,22 @@ The classifier reads every output frame and is trained to name the utterance's s
 gradient it sends back into the acoustic model is multiplied by ``-weight``, so the same update
 that makes the classifier better makes the recurrent outputs worse at telling speakers apart.
 The classifier exists only during training: it is not part of the packaged model.
+:class:`SpeakerAdversarialTraining` plugs it into training (``[train] speaker_adversary_weight``).
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asr.data.dataset import Utterance
+from asr.data.dataset import Batch, Utterance
+from asr.utils.errors import AsrError
+
+log = logging.getLogger(__name__)
 
 UNLABELLED = -100  # speaker id of an utterance with no speaker label: ignored by the loss
 
@@ -75,3 +82,50 @@ def speaker_ids(utterances: list[Utterance]) -> tuple[torch.Tensor, list[str]]:
     index = {name: i for i, name in enumerate(names)}
     ids = [UNLABELLED if u.speaker is None else index[u.speaker] for u in utterances]
     return torch.tensor(ids, dtype=torch.long), names
+
+
+class SpeakerAdversarialTraining:
+    """The training extension (see :mod:`asr.train.extensions`; this stage cannot import it, so the
+    hooks are matched by name) that trains a :class:`SpeakerAdversary` with the acoustic model.
+    Its loss is the mean frame cross-entropy of the labelled utterances' valid frames."""
+
+    name = "speaker_adversary"
+
+    def __init__(self, weight: float, hidden_size: int):
+        self.weight, self.hidden_size = weight, hidden_size
+
+    def setup(self, run) -> None:
+        """``run``: an :class:`asr.train.extensions.TrainingRun`. Needs the training manifest's
+        speaker labels, at least two speakers."""
+        if run.train_set is None:
+            raise AsrError("speaker_adversary_weight needs a training manifest (not shards)")
+        self.speakers, names = speaker_ids(run.train_set.utterances)  # (N,) by dataset index
+        if len(names) < 2:
+            raise AsrError(
+                f"speaker_adversary_weight: the training manifest names {len(names)} speaker(s); "
+                "the adversary needs at least two (the manifest's \"speaker\" field)"
+            )
+        unlabelled = int((self.speakers < 0).sum())
+        log.info("speaker-adversarial training over %d speakers, weight %g%s", len(names), self.weight,
+                 f" ({unlabelled} utterances without a speaker label are not classified)" if unlabelled else "")
+        self.adversary = SpeakerAdversary(run.network.rnn.output_size, len(names), self.hidden_size,
+                                          self.weight).to(run.device)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.adversary.parameters()
+
+    def extra_loss(self, encoded: torch.Tensor, lengths: torch.Tensor, batch: Batch
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The mean frame cross-entropy and the fraction of frames whose speaker the adversary
+        named; ``encoded: (B, T', D)``, ``lengths: (B,)``."""
+        loss, frames, correct = self.adversary.loss(encoded, lengths, self.speakers[batch.indices])
+        return loss / max(1, frames), {"speaker_accuracy": correct / max(1, frames)}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.adversary.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor] | None) -> None:
+        if state is None:
+            raise AsrError("speaker_adversary_weight is set, but this run started without speaker-adversarial "
+                           "training; resume with the config it started with")
+        self.adversary.load_state_dict(state)

@@ -97,6 +97,19 @@ def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress:
     dataset.speaker_normalization = SpeakerNormalization(statistics, network)
 
 
+class SpeakerNormalizationSetup:
+    """The training extension (see :mod:`asr.train.extensions`; this stage cannot import it, so the
+    hooks are matched by name) of ``normalization = "speaker"``: once the model has its global
+    statistics, the training and dev sets map each labelled speaker onto them."""
+
+    name = "speaker_normalization"
+
+    def setup(self, run) -> None:
+        """``run``: an :class:`asr.train.extensions.TrainingRun` (training from a manifest)."""
+        normalize_speakers(run.train_set, run.network, progress=run.context.is_main)
+        normalize_speakers(run.dev_set, run.network, progress=run.context.is_main)
+
+
 def one_speaker_normalization(paths: list[str], network: AcousticModel, log_mel: LogMel,
                               block_seconds: float = 10.0) -> SpeakerNormalization:
     """The mapping for audio files that are all one speaker (``asr transcribe --same-speaker``),

@@ -14,6 +14,9 @@ into the experiment directory:
 - ``model.pt``      the packaged model of the best epoch by dev WER
 - ``history.json``  per-epoch train loss, dev loss, dev WER, skipped batches, seconds
 - ``curves.png``    train/dev loss and dev WER per epoch, redrawn after every epoch
+
+What a config adds to fitting CTC (per-speaker normalisation, word cropping, a speaker
+adversary) runs as training extensions, through the hooks of :mod:`asr.train.extensions`.
 """
 
 from __future__ import annotations
@@ -23,20 +26,17 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from asr.train import distributed
-from asr.speakers.adversary import SpeakerAdversary, speaker_ids
-from asr.decode.align import align_words
 from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
 from asr.utils.config import dump_toml, to_plain_dict
 from asr.data.dataset import SpeechDataset, read_manifest
-from asr.decode.ctc import greedy_decode
 from asr.train.distributed import DistributedContext
 from asr.utils.errors import AsrError
 from asr.features.logmel import LogMel, RunningStatistics
@@ -45,12 +45,12 @@ from asr.evaluation.metrics import error_counts
 from asr.model.acoustic import AcousticModel
 from asr.evaluation.report.plots import plot_training_curves
 from asr.utils.progress import progress
-from asr.speakers.normalization import normalize_speakers
 from asr.data.text import Tokenizer, normalize_text
-from asr.train.state import load_state, random_states, restore_random_states, save_snapshot, save_state
-from asr.train.step import PRECISIONS, StepOutcome, TrainStep
+from asr.train.state import STATE_FILENAME, load_state, random_states, restore_random_states, save_snapshot, save_state
+from asr.train.step import StepOutcome, TrainStep
 from asr.train.batches import ManifestBatches, ShardBatches, training_batches
 from asr.train.config import ExperimentConfig, TrainConfig
+from asr.train.extensions import TrainingExtension, TrainingRun, build_extensions
 
 
 log = logging.getLogger(__name__)
@@ -77,47 +77,6 @@ def feature_statistics(features: Iterable[torch.Tensor], n_mels: int) -> tuple[t
     for matrix in progress(features, desc="feature stats", unit="utt", leave=False):
         stats.add(matrix)
     return stats.result()
-
-
-def refresh_word_cuts(
-    network: AcousticModel,
-    dataset: SpeechDataset,
-    tokenizer: Tokenizer,
-    device: str,
-    context: DistributedContext = DistributedContext(),
-) -> int:
-    """Align every multi-word training utterance that the current model already transcribes
-    exactly (greedy) and store the sample positions between its words in ``dataset.word_cuts``;
-    returns how many aligned. A model that still gets an utterance wrong would misplace the
-    cuts, and crops with the wrong words would undo training. Each process aligns its share
-    of the utterances and all processes get every result."""
-    hop = dataset.log_mel.config.hop_length * network.config.subsampling  # samples per output frame
-    network.eval()
-    cuts: dict[int, list[int]] = {}
-    with torch.inference_mode():
-        for index in context.share(range(len(dataset.utterances))):
-            utt = dataset.utterances[index]
-            text = normalize_text(utt.text)
-            if len(text.split()) < 2 or utt.audio_filepath in dataset.failed:
-                continue
-            try:
-                waveform = dataset.waveform(index)
-            except AsrError:  # unreadable audio: the dataset names and skips it when it is drawn
-                continue
-            features = dataset.log_mel(waveform)  # (T, F)
-            if dataset.speaker_normalization is not None:
-                features = dataset.speaker_normalization(features, utt.speaker)
-            features = features[None]  # (1, T, F)
-            log_probs, lengths = network(features.to(device), torch.tensor([features.shape[1]], device=device))
-            if greedy_decode(log_probs.cpu(), lengths.cpu(), tokenizer)[0] != text:
-                continue
-            spans = align_words(log_probs[0].cpu(), text, tokenizer)
-            if len(spans) == len(text.split()):
-                cuts[index] = [hop * (left.end + right.start) // 2 for left, right in zip(spans, spans[1:])]
-    dataset.word_cuts.clear()
-    for part in distributed.gather(cuts, context):
-        dataset.word_cuts.update(part)
-    return len(dataset.word_cuts)
 
 
 @dataclass
@@ -167,11 +126,13 @@ def train(
     dev_manifest: str | Path,
     exp_dir: str | Path,
     resume: bool = False,
+    extensions: Sequence[TrainingExtension] = (),
 ) -> TrainResult:
     """Train an acoustic model; the best epoch ends up packaged in ``exp_dir/model.pt``.
 
     ``train_manifest`` is a manifest or shards (a folder, a ``shard-{000000..000009}.tar``
     pattern, or URLs). Under ``torchrun`` every process calls this; they train together.
+    ``extensions`` run after those the config asks for (see :mod:`asr.train.extensions`).
     """
     context = distributed.context_from_environment()
     device = distributed.select_device(config.train.device, context)
@@ -181,7 +142,7 @@ def train(
     run = None
     try:
         with _ExperimentLog(exp_dir / "train.log") if context.is_main else _WarningsOnly():
-            run = _Run(config, str(train_manifest), Path(dev_manifest), exp_dir, resume, context, device)
+            run = _Run(config, str(train_manifest), Path(dev_manifest), exp_dir, resume, context, device, extensions)
             return run.run()
     finally:
         if run is not None:
@@ -213,7 +174,7 @@ class _Run:
     """One invocation of training: set up (or restore) everything, then run the remaining epochs."""
 
     def __init__(self, config, train_spec: str, dev_manifest: Path, exp_dir: Path, resume: bool,
-                 context: DistributedContext, device: str):
+                 context: DistributedContext, device: str, extensions: Sequence[TrainingExtension]):
         self.started = time.perf_counter()
         self.config, self.exp_dir, self.context, self.device = config, exp_dir, context, device
         tc = self.tc = config.train
@@ -242,7 +203,7 @@ class _Run:
         network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
         if tc.init_from and state is None:
             _initialise_from(network, self.tokenizer, tc.init_from)
-        elif config.features.normalization in ("global", "speaker") and state is None and context.is_main:
+        elif network.normalizer.uses_statistics and state is None and context.is_main:
             # The other processes receive these statistics from the first one (below).
             features = self.data.statistics_features(tc.stats_utterances, tc.seed)
             network.normalizer.set_statistics(*feature_statistics(features, config.features.n_mels))
@@ -258,20 +219,19 @@ class _Run:
             distributed.broadcast_from_first(list(network.buffers()), context)
             device_ids = [torch.device(device).index] if device.startswith("cuda") else None
             self.model = DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
-        if config.features.normalization == "speaker":  # a manifest (training_batches refuses shards)
-            normalize_speakers(self.data.dataset, network, progress=context.is_main)
-            normalize_speakers(self.dev_set, network, progress=context.is_main)
+        self.extensions = build_extensions(config, extensions)
+        train_set = self.data.dataset if isinstance(self.data, ManifestBatches) else None
+        self.extensions.setup(TrainingRun(network, train_set, self.dev_set, self.tokenizer, device, context))
 
-        self.adversary, speakers = self._speaker_adversary(network)
         self.total_steps = tc.epochs * self.data.batches_per_epoch()
-        parameters = list(network.parameters()) + (list(self.adversary.parameters()) if self.adversary else [])
+        parameters = list(network.parameters()) + self.extensions.parameters()
         self.optimizer = torch.optim.AdamW(parameters, lr=tc.learning_rate, weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: learning_rate_factor(step, self.total_steps, tc)
         )
         self.train_step = TrainStep(
             self.model, network, self.optimizer, self.scheduler, self.tokenizer.blank_id,
-            tc.grad_clip, tc.precision, device, context, self.adversary, speakers,
+            tc.grad_clip, tc.precision, device, context, self.extensions,
         )
 
         self.history: list[dict] = []
@@ -284,27 +244,6 @@ class _Run:
             self._restore(state)
         elif context.rank > 0:
             torch.manual_seed(tc.seed + 1000003 * context.rank)  # own dropout and SpecAugment masks
-
-    def _speaker_adversary(self, network: AcousticModel) -> tuple[SpeakerAdversary | None, torch.Tensor | None]:
-        """The adversarial speaker classifier and each training utterance's speaker id, when
-        ``speaker_adversary_weight`` asks for them."""
-        tc = self.tc
-        if tc.speaker_adversary_weight == 0:
-            return None, None
-        if self.context.is_distributed or not isinstance(self.data, ManifestBatches):
-            raise AsrError("speaker_adversary_weight needs one process and a training manifest (not shards or torchrun)")
-        ids, names = speaker_ids(self.data.dataset.utterances)
-        if len(names) < 2:
-            raise AsrError(
-                f"speaker_adversary_weight: the training manifest names {len(names)} speaker(s); "
-                "the adversary needs at least two (the manifest's \"speaker\" field)"
-            )
-        unlabelled = int((ids < 0).sum())
-        log.info("speaker-adversarial training over %d speakers, weight %g%s", len(names), tc.speaker_adversary_weight,
-                 f" ({unlabelled} utterances without a speaker label are not classified)" if unlabelled else "")
-        adversary = SpeakerAdversary(network.rnn.output_size, len(names), tc.speaker_adversary_hidden,
-                                     tc.speaker_adversary_weight)
-        return adversary.to(self.device), ids
 
     def release_data_parallel(self) -> None:
         """Drop the DistributedDataParallel wrapper, which must not outlive its process group
@@ -324,7 +263,7 @@ class _Run:
         scaler = self.train_step.scaler
         return {
             "model": self.network.state_dict(),
-            "adversary": self.adversary.state_dict() if self.adversary else None,
+            "extensions": self.extensions.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler else None,
@@ -332,7 +271,6 @@ class _Run:
             "epoch_done": epoch_done,
             "position": positions,
             "epoch_totals": dict(self.epoch_totals),
-            "word_cuts": self.data.dataset.word_cuts if isinstance(self.data, ManifestBatches) else {},
             "step": self.step,
             "skipped": dict(self.skipped),
             "history": self.history,
@@ -349,11 +287,7 @@ class _Run:
                       "done" if epoch_done else f"at batch position {state['position'][0]}")
 
     def _restore(self, state: dict) -> None:
-        if (self.adversary is None) != (state.get("adversary") is None):
-            raise AsrError(f"{self.exp_dir / 'last.pt'}: speaker_adversary_weight was changed since this run started; "
-                           "resume with the config it started with")
-        if self.adversary is not None:
-            self.adversary.load_state_dict(state["adversary"])
+        self.extensions.load_state_dict(state["extensions"], self.exp_dir / STATE_FILENAME)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.train_step.scaler and state["scaler"]:
@@ -368,15 +302,13 @@ class _Run:
             self.position = self.data.resume_position(state["position"])
             if self.position is not None:
                 self.epoch_totals.update(state["epoch_totals"])
-                if isinstance(self.data, ManifestBatches) and state["word_cuts"]:
-                    self.data.dataset.word_cuts.update(state["word_cuts"])
             where = f"in epoch {state['epoch']} at batch position {self.position}"
         if len(state["random"]) == self.context.world_size:
             restore_random_states(state["random"][self.context.rank], self.device)
         else:
             log.warning("the number of processes changed: random generators start afresh")
             torch.manual_seed(self.tc.seed + 1000003 * self.context.rank + state["step"])
-        log.info("resumed from %s %s (step %d)", self.exp_dir / "last.pt", where, self.step)
+        log.info("resumed from %s %s (step %d)", self.exp_dir / STATE_FILENAME, where, self.step)
 
     # ------------------------------------------------------------------ the loop
 
@@ -409,11 +341,7 @@ class _Run:
         position, self.position = self.position, None
         if position is None:
             self._new_epoch_totals()
-        augment = self.config.augment
-        if isinstance(self.data, ManifestBatches) and augment.crop_prob > 0 and epoch >= augment.crop_from_epoch:
-            if position is None:  # a resumed epoch has its word cuts from the checkpoint
-                aligned = refresh_word_cuts(self.network, self.data.dataset, self.tokenizer, self.device, self.context)
-                log.info("epoch %d: %d utterances aligned for word cropping", epoch, aligned)
+        self.extensions.start_epoch(epoch, resumed=position is not None)
         self._train_epoch(epoch, position, writer)
         dev_wer, dev_loss = self._validate()
         totals = self.epoch_totals
@@ -476,8 +404,8 @@ class _Run:
                       self.step, outcome.loss, outcome.grad_norm, outcome.utterances)
             if writer:
                 writer.add_scalar("train/loss", outcome.loss, self.step)
-                if self.adversary:
-                    writer.add_scalar("train/speaker_accuracy", outcome.speaker_accuracy, self.step)
+                for name, value in outcome.metrics.items():
+                    writer.add_scalar(f"train/{name}", value, self.step)
                 writer.add_scalar("train/grad_norm", outcome.grad_norm, self.step)
                 writer.add_scalar("train/learning_rate", self.scheduler.get_last_lr()[0], self.step)
             if every and self.step % every == 0:

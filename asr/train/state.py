@@ -1,11 +1,11 @@
 """What a training run keeps on disk so that no work is lost: ``last.pt`` and per-epoch snapshots.
 
 ``last.pt`` holds the full training state (weights, optimizer, scheduler, loss
-scaler, counters, history, the position in the epoch's batches and every
-process' random generators), written atomically every N optimizer steps and at
-each epoch's end. A run killed at any moment resumes from it with ``--resume``;
-with the same seed and number of processes it ends with the same weights as a
-run that was never stopped.
+scaler, counters, history, the position in the epoch's batches, every
+process' random generators and the training extensions' states), written
+atomically every N optimizer steps and at each epoch's end. A run killed at any
+moment resumes from it with ``--resume``; with the same seed and number of
+processes it ends with the same weights as a run that was never stopped.
 
 ``checkpoints/epoch-NNNN.pt`` are packaged models (loadable like ``model.pt``)
 of the last and the best epochs, for averaging (:mod:`asr.train.averaging`).
@@ -25,7 +25,10 @@ from asr.utils.errors import AsrError
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = "asr-train-state-2"
+STATE_FORMAT = "asr-train-state-3"
+# Before training extensions (asr.train.extensions), the speaker adversary and the word cuts had keys
+# of their own; such a state is read as the extensions' states.
+FORMAT_BEFORE_EXTENSIONS = "asr-train-state-2"
 STATE_FILENAME = "last.pt"
 SNAPSHOT_FOLDER = "checkpoints"
 
@@ -60,11 +63,28 @@ def load_state(exp_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise AsrError(f"{path}: nothing to resume from")
     state = safe_load(path)
+    if isinstance(state, dict) and state.get("format") == FORMAT_BEFORE_EXTENSIONS:
+        return _with_extension_states(state)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise AsrError(
             f"{path}: not a training state this version can resume (expected format {STATE_FORMAT!r}); "
             "start a new experiment folder"
         )
+    return state
+
+
+def _with_extension_states(state: dict[str, Any]) -> dict[str, Any]:
+    """A state of :data:`FORMAT_BEFORE_EXTENSIONS` as this version writes it: the adversary's
+    weights become the ``speaker_adversary`` extension's state, and the word cuts the
+    ``word_crop`` one's where they count (any, mid-epoch: that version kept them, empty or unused,
+    for every run from a manifest)."""
+    state = dict(state)
+    adversary, word_cuts = state.pop("adversary"), state.pop("word_cuts")
+    state["extensions"] = {}
+    if adversary is not None:
+        state["extensions"]["speaker_adversary"] = adversary
+    if word_cuts and not state["epoch_done"]:
+        state["extensions"]["word_crop"] = word_cuts
     return state
 
 

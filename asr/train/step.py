@@ -16,21 +16,26 @@ batch has (none: skip); after the forward pass, on whether any loss is NaN/Inf
 (skip and count). Gradients are identical on all processes after DDP's
 all-reduce, so a non-finite gradient norm is seen, and the step skipped,
 everywhere at once.
+
+Training extensions (:mod:`asr.train.extensions`) may add a loss computed from the
+recurrent outputs; it is added, as it is, to the loss this process back-propagates.
+Such extensions train in one process only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from asr.speakers.adversary import SpeakerAdversary
 from asr.data.dataset import Batch
-from asr.train.distributed import DistributedContext, all_reduce_sum
 from asr.model.acoustic import AcousticModel
+from asr.train.distributed import DistributedContext, all_reduce_sum
+from asr.train.extensions import TrainingExtensions
+from asr.utils.errors import AsrError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -41,7 +46,7 @@ class StepOutcome:
     loss: float = float("nan")  # mean CTC loss over the global batch's utterances
     grad_norm: float = float("nan")  # gradient norm before clipping
     utterances: int = 0  # utterances in the global batch
-    speaker_accuracy: float = float("nan")  # speaker-adversarial training: frames whose speaker the adversary named
+    metrics: dict[str, float] = field(default_factory=dict)  # the training extensions' (name -> value)
 
 
 def ctc_loss_sum(log_probs: torch.Tensor, lengths: torch.Tensor, batch: Batch, blank: int) -> torch.Tensor:
@@ -73,11 +78,9 @@ class TrainStep:
         precision: str,
         device: str,
         context: DistributedContext,
-        adversary: SpeakerAdversary | None = None,
-        speakers: torch.Tensor | None = None,
+        extensions: TrainingExtensions | None = None,
     ):
-        """``adversary``: a speaker classifier trained with the model (one process only);
-        ``speakers: (N,)`` the speaker id of every training utterance, by dataset index."""
+        """``extensions``: those of the run; the ones that add a loss need a single process."""
         self.model = model
         self.network = network
         self.optimizer = optimizer
@@ -86,7 +89,10 @@ class TrainStep:
         self.grad_clip = grad_clip
         self.device = device
         self.context = context
-        self.adversary, self.speakers = adversary, speakers
+        self.extensions = extensions or TrainingExtensions([])
+        if self.extensions.adding_loss and context.is_distributed:
+            raise AsrError(f"the training extension(s) {', '.join(self.extensions.adding_loss)} add a loss, which "
+                           "needs one process: their parameters are not part of DistributedDataParallel")
         self.device_type = torch.device(device).type
         self.dtype = PRECISIONS[precision]
         # fp16 needs loss scaling so small gradients do not underflow; bf16 has float32's range.
@@ -120,15 +126,13 @@ class TrainStep:
             return StepOutcome("done")
         if utterances == 0:
             return StepOutcome("empty")
-        adversary_loss, speaker_accuracy = None, float("nan")
-        if count and self.adversary is not None:
+        extra_loss, metrics = None, {}
+        if count and self.extensions.adding_loss:  # one process: the network is not wrapped
             with self.autocast():
                 encoded, lengths = self.network.encode(batch.features.to(self.device), batch.feature_lengths.to(self.device))
                 log_probs = self.network.classify(encoded)
-                adversary_sum, frames, correct = self.adversary.loss(encoded, lengths, self.speakers[batch.indices])
+                extra_loss, metrics = self.extensions.extra_loss(encoded, lengths, batch)
             loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
-            adversary_loss = adversary_sum / max(1, frames)  # mean frame cross-entropy (one process only)
-            speaker_accuracy = correct / max(1, frames)
         elif count:
             log_probs, lengths = self._forward(batch.features, batch.feature_lengths)
             loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)
@@ -143,8 +147,8 @@ class TrainStep:
         if nonfinite:
             return StepOutcome("nonfinite_loss", utterances=utterances)
         loss = loss_sum * (self.context.world_size / utterances)
-        if adversary_loss is not None:
-            loss = loss + adversary_loss
+        if extra_loss is not None:
+            loss = loss + extra_loss
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
@@ -162,4 +166,4 @@ class TrainStep:
         else:
             self.optimizer.step()
         self.scheduler.step()
-        return StepOutcome("trained", mean_loss, grad_norm, utterances, speaker_accuracy)
+        return StepOutcome("trained", mean_loss, grad_norm, utterances, metrics)
