@@ -128,7 +128,7 @@ if run_stage 4; then
   fi
   # shellcheck disable=SC2046
   asr evaluate --model "$exp" --manifest "$data/$TEST_SPLIT.jsonl" --out "${eval_dir}_beam" $(decoding)
-  asr summarize "${evaluations[@]}" "${eval_dir}_beam" --no-pool
+  asr summarize "${evaluations[@]}" "${eval_dir}_beam"
 fi
 
 if run_stage 5; then

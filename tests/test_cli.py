@@ -1,12 +1,17 @@
-"""The command line as a user meets it: transcribe with a bad file among good ones, --help, errors."""
+"""The command line as a user meets it: transcribe with a bad file among good ones, folders, lists
+and manifests as input, --help, errors."""
 
+import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from asr.cli.main import build_parser, main
 from asr.model.checkpoint import MODEL_FILENAME, load_model
 from asr.utils.errors import AsrError
 
@@ -67,3 +72,108 @@ def test_checkpoints_load_without_unpickling_code(untrained_model, tmp_path):
     torch.save({"format": "asr-model-1", "payload": Exploit()}, hostile)
     with pytest.raises(AsrError, match="refused to load"):
         load_model(hostile)
+
+
+COMMANDS = ["transcribe", "evaluate", "compare", "summarize", "prepare", "train", "average", "export", "lm",
+            "tune-lm", "download", "import-kaldi", "shard", "synth", "probe-speakers"]
+
+
+def test_top_level_help_lists_the_commands_by_task():
+    result = asr("--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line[:-1] for line in lines if line in ("use:", "train:", "data:", "research:")] == ["use", "train", "data", "research"]
+    listed = [line.split()[0] for line in lines if re.match(r"  [a-z]", line)]
+    assert [name for name in listed if name in COMMANDS] == COMMANDS
+    assert "{transcribe," not in result.stdout  # argparse's own flat list is hidden
+    assert "examples:" in result.stdout and "asr transcribe" in result.stdout
+
+
+def test_every_command_shows_its_defaults_and_no_measured_figures(capsys):
+    helps = {}
+    for name in COMMANDS + ["lm build", "lm mix", "lm prune"]:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*name.split(), "--help"])
+        helps[name] = " ".join(capsys.readouterr().out.split())
+    assert "(default: 1000)" in helps["compare"] and "(default: txt)" in helps["transcribe"]
+    assert "(default: 0,0.25,0.5,1,1.5,2)" in helps["tune-lm"] and "(default: 3)" in helps["lm build"]
+    for name, text in helps.items():
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert not re.search(r"\d ?%|did not", text), (name, re.findall(r".{40}\d ?%.{10}", text))
+    for name in ("transcribe", "evaluate", "train", "summarize", "compare", "prepare", "lm", "tune-lm"):
+        assert "examples:" in helps[name], name
+
+
+def test_verbose_is_accepted_before_and_after_the_command():
+    parser = build_parser()
+    assert parser.parse_args(["transcribe", "a.wav", "-v"]).verbose
+    assert parser.parse_args(["-v", "transcribe", "a.wav"]).verbose
+    assert not parser.parse_args(["transcribe", "a.wav"]).verbose
+    assert parser.parse_args(["lm", "prune", "a.arpa", "--threshold", "1", "--out", "b.arpa", "--verbose"]).verbose
+
+
+def test_short_output_and_format_flags(untrained_model, fsdd_clips, tmp_path, capsys):
+    clips = [fsdd_clips / "0_george_10.wav", fsdd_clips / "7_theo_12.wav"]
+    assert main(["transcribe", *map(str, clips), "--model", str(untrained_model), "-f", "vtt",
+                 "-o", str(tmp_path / "subs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "subs").iterdir()) == ["0_george_10.vtt", "7_theo_12.vtt"]
+    assert (tmp_path / "subs" / "0_george_10.vtt").read_text().startswith("WEBVTT")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(c), "text": "zero"}) + "\n" for c in clips))
+    assert main(["evaluate", "--model", str(untrained_model), "--manifest", str(manifest), "-o", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["num_utterances"] == 2
+
+
+@pytest.fixture
+def clip_folder(fsdd_clips, tmp_path):
+    """Two real clips, one in a subfolder, beside a file that is not audio."""
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(fsdd_clips / "3_yweweler_15.wav", folder / "sub" / "b.wav")
+    shutil.copy(fsdd_clips / "0_george_10.wav", folder / "a.wav")
+    (folder / "notes.txt").write_text("not audio\n")
+    return folder
+
+
+def test_transcribe_a_folder(untrained_model, clip_folder, tmp_path, capsys):
+    assert main(["transcribe", str(clip_folder), "--model", str(untrained_model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(clip_folder / "a.wav"), str(clip_folder / "sub" / "b.wav")]
+    assert main(["transcribe", str(clip_folder), "--model", str(untrained_model), "-f", "srt", "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "a.srt").is_file() and (tmp_path / "o" / "sub" / "b.srt").is_file()  # the layout kept
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["transcribe", str(empty), "--model", str(untrained_model)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {empty}: no audio files under this folder"
+    assert main(["transcribe", str(empty), str(clip_folder / "a.wav"), "--model", str(untrained_model)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: {empty}: no audio files under this folder"
+    assert captured.out.startswith(f"{clip_folder / 'a.wav'}\t")
+
+
+def test_transcribe_files_from_a_list_or_stdin(untrained_model, clip_folder, tmp_path, capsys, monkeypatch):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{clip_folder / 'sub' / 'b.wav'}\n\n{clip_folder / 'a.wav'}\n")
+    assert main(["transcribe", "--files-from", str(listing), "--model", str(untrained_model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(clip_folder / "sub" / "b.wav"), str(clip_folder / "a.wav")]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{clip_folder / 'a.wav'}\n"))
+    assert main(["transcribe", "--files-from", "-", "--model", str(untrained_model), "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(clip_folder / "a.wav")
+    assert main(["transcribe", "--model", str(untrained_model)]) == 2
+    assert "nothing to transcribe" in capsys.readouterr().err
+
+
+def test_transcribe_a_manifest_resolves_relative_paths(untrained_model, clip_folder, tmp_path, capsys, monkeypatch):
+    manifest = clip_folder / "m.jsonl"
+    manifest.write_text('{"audio_filepath": "sub/b.wav"}\n{"audio_filepath": "a.wav", "text": "zero"}\n'
+                        '{"audio_filepath": "gone.wav"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["transcribe", "--manifest", str(manifest), "--model", str(untrained_model), "-f", "json"]) == 1
+    captured = capsys.readouterr()
+    assert [row["file"] for row in json.loads(captured.out)] == [str(clip_folder / "sub" / "b.wav"), str(clip_folder / "a.wav")]
+    assert captured.err.strip() == f"error: {clip_folder / 'gone.wav'}: no such file"
+    manifest.write_text('{"audio_filepath": "a.wav"}\n["b.wav"]\n')
+    assert main(["transcribe", "--manifest", str(manifest), "--model", str(untrained_model)]) == 2
+    assert f"{manifest}, line 2: expected a JSON object" in capsys.readouterr().err

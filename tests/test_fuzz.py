@@ -4,7 +4,7 @@ it, every good item still gets its result, and no traceback reaches the user.
 The broken files: random bytes named .wav, a header cut short, zero bytes, a WAV with no
 frames, NaN and infinite float samples, headers claiming 1 Hz and 10 MHz, two hours of
 silence (FLAC, so the file is 180 kB; too long for training and evaluation, while
-`transcribe` streams it) and a folder named like a file. The broken
+`transcribe` streams it) and a folder named like a file, with no audio in it. The broken
 manifest lines: invalid JSON, a JSON array, missing fields, wrong types, NaN duration,
 duplicate ids, bytes that are not UTF-8, and transcripts without a usable character.
 """
@@ -78,7 +78,7 @@ def make_broken_files(folder, real_wav) -> dict[str, str]:
         "rate_1hz.wav": "sample rate of 1 Hz",
         "rate_10mhz.wav": "sample rate of 10000000 Hz",
         "two_hours_silence.flac": "120 minutes of audio",
-        "a_folder.wav": "not a file",
+        "a_folder.wav": "no audio files under this folder",
     }
 
 

@@ -17,6 +17,15 @@ MAX_SAMPLE_RATE = 768_000  # Hz; the fastest rate audio interfaces record at
 MAX_SECONDS = 3600.0  # longest audio decoded in one piece: an hour is already GBs of activations;
 # a longer file is refused from its header, before any sample is read
 
+# file name endings of the formats soundfile (libsndfile) reads, by its format names; headerless RAW
+# and Matlab files are left out: their names say nothing about holding audio
+FORMAT_SUFFIXES = {
+    "WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg .oga .opus", "MP3": ".mp3",
+    "AIFF": ".aiff .aif .aifc", "AU": ".au .snd", "CAF": ".caf", "W64": ".w64", "RF64": ".rf64",
+    "NIST": ".sph .nist", "VOC": ".voc", "IRCAM": ".sf", "HTK": ".htk", "PAF": ".paf", "PVF": ".pvf",
+    "SD2": ".sd2", "AVR": ".avr", "SVX": ".svx .8svx", "WVE": ".wve", "XI": ".xi",
+}
+
 _READ_ERRORS = (soundfile.LibsndfileError, soundfile.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
 
 
@@ -101,3 +110,10 @@ def audio_duration(path: str | Path) -> float:
     except _READ_ERRORS as err:
         raise AudioError(f"{path}: cannot read audio header ({err})") from None
     return info.frames / _checked_rate(path, info.samplerate)
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """Every file under ``folder`` (at any depth, sorted) named like a format soundfile reads here."""
+    available = soundfile.available_formats()
+    suffixes = {end for name, ends in FORMAT_SUFFIXES.items() if name in available for end in ends.split()}
+    return sorted(path for path in Path(folder).rglob("*") if path.suffix.lower() in suffixes and path.is_file())

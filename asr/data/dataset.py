@@ -86,9 +86,14 @@ def _label(row: dict, key: str) -> str | None:
     return str(value)
 
 
-def _parse_line(raw: bytes, manifest: Path) -> Utterance:
-    """One manifest line -> an :class:`Utterance`; raises :class:`ManifestError` (without the
-    line number) when it is invalid, :class:`_MissingAudio` when its audio file does not exist."""
+def _audio_path(value: str, manifest: Path) -> Path:
+    """A line's ``audio_filepath``: ``~`` expanded, a relative path resolved against the manifest's folder."""
+    audio = Path(value).expanduser()
+    return audio if audio.is_absolute() else manifest.parent / audio
+
+
+def _json_object(raw: bytes) -> dict:
+    """One manifest line as a JSON object; :class:`ManifestError` (without the line number) otherwise."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -99,19 +104,53 @@ def _parse_line(raw: bytes, manifest: Path) -> Utterance:
         raise ManifestError(f"invalid JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(row, dict):
         raise ManifestError(f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _parse_line(raw: bytes, manifest: Path) -> Utterance:
+    """One manifest line -> an :class:`Utterance`; raises :class:`ManifestError` (without the
+    line number) when it is invalid, :class:`_MissingAudio` when its audio file does not exist."""
+    row = _json_object(raw)
     for key in ("audio_filepath", "text"):
         if not isinstance(row.get(key), str):
             raise ManifestError(f"field {key!r} is missing or not a string")
     duration, offset = _seconds(row, "duration"), _seconds(row, "offset")
     speaker, utt_id = _label(row, "speaker"), _label(row, "id")
-    audio = Path(row["audio_filepath"]).expanduser()
-    if not audio.is_absolute():
-        audio = manifest.parent / audio
+    audio = _audio_path(row["audio_filepath"], manifest)
     if not audio.is_file():
         raise _MissingAudio(audio)
     if duration is None:
         duration = max(0.0, audio_duration(audio) - (offset or 0.0))
     return Utterance(str(audio), row["text"], duration, speaker, utt_id, offset)
+
+
+def _manifest_lines(path: Path) -> list[bytes]:
+    """The raw lines of a manifest; :class:`ManifestError` naming it when it cannot be read."""
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest")
+    try:
+        return path.read_bytes().splitlines()
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read manifest ({err.strerror})") from None
+
+
+def manifest_audio_paths(path: str | Path) -> list[str]:
+    """The ``audio_filepath`` of every line of a manifest, resolved as :func:`read_manifest` does
+    (a line needs no ``text``; whether the files exist is left to whoever reads them). An invalid
+    line raises :class:`ManifestError` naming the file and line."""
+    path = Path(path)
+    paths = []
+    for number, raw in enumerate(_manifest_lines(path), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = _json_object(raw)
+            if not isinstance(row.get("audio_filepath"), str):
+                raise ManifestError("field 'audio_filepath' is missing or not a string")
+        except ManifestError as err:
+            raise ManifestError(f"{path}, line {number}: {err}") from None
+        paths.append(str(_audio_path(row["audio_filepath"], path)))
+    return paths
 
 
 def read_manifest(path: str | Path, skip_missing: bool = False) -> list[Utterance]:
@@ -125,12 +164,7 @@ def read_manifest(path: str | Path, skip_missing: bool = False) -> list[Utteranc
     read from the audio header; ``offset`` (seconds) makes the line a segment of its file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest")
-    try:
-        raw_lines = path.read_bytes().splitlines()
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read manifest ({err.strerror})") from None
+    raw_lines = _manifest_lines(path)
     utterances, missing, problems = [], [], []
     first_line_of: dict[str, int] = {}
     for number, raw in enumerate(raw_lines, start=1):

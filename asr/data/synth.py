@@ -249,6 +249,20 @@ def synthesize_one(text: str, voice: Voice, out_dir: Path) -> Utterance:
     return Utterance(str(wav.resolve()), text, round(info.frames / info.samplerate, 3), speaker, f"synth-{name}")
 
 
+def read_texts(paths: Iterable[str | Path], max_texts: int | None = None, seed: int = 0) -> list[str]:
+    """The non-blank lines of text files, one sentence each; with ``max_texts``, a seeded random
+    sample of that many. An AsrError names a file that cannot be read."""
+    texts = []
+    for path in paths:
+        try:
+            texts += [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as err:
+            raise AsrError(f"{path}: cannot read the text file ({err})") from err
+    if max_texts is not None and len(texts) > max_texts:
+        texts = random.Random(seed).sample(texts, max_texts)
+    return texts
+
+
 def synthesize(
     pairs: list[tuple[str, Voice]],
     out_dir: Path,

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 from asr.utils.atomic import write_text_atomic
 from asr.utils.errors import AsrError
+from asr.decode.ctc import is_arpa_text
 
 NO_PROBABILITY = -99.0  # log10 probability of <s>, which is never predicted
 UNK = "<unk>"
@@ -51,6 +52,16 @@ class BackoffLM:
     def vocabulary(self) -> set[str]:
         return {ngram[0] for ngram in self.probs[0]}
 
+    @property
+    def words(self) -> set[str]:
+        """The vocabulary without ``<s>``, ``</s>`` and ``<unk>``."""
+        return self.vocabulary - {SENTENCE_START, SENTENCE_END, UNK}
+
+    @property
+    def ngram_counts(self) -> list[int]:
+        """How many n-grams of each order, unigrams first."""
+        return [len(table) for table in self.probs]
+
     def logprob(self, ngram: NGram) -> float:
         """log10 p(ngram[-1] | ngram[:-1]) with backoff (histories longer than the order are cut)."""
         ngram = ngram[-self.order:]
@@ -62,8 +73,18 @@ class BackoffLM:
         return self.backoffs[len(ngram) - 2].get(ngram[:-1], 0.0) + self.logprob(ngram[1:])
 
 
+def check_arpa(path: str | Path) -> None:
+    """An AsrError naming ``path`` unless it is an ARPA text file (checked without reading it all)."""
+    if not Path(path).is_file():
+        raise AsrError(f"{path}: no such file")
+    if not is_arpa_text(path):
+        raise AsrError(f"{path}: not an ARPA language model (no \\data\\ header; a KenLM binary or compressed "
+                       "file must be turned back into ARPA text)")
+
+
 def read_arpa(path: str | Path) -> BackoffLM:
-    """Parse an ARPA file (words separated by spaces or tabs)."""
+    """Parse an ARPA file (words separated by spaces or tabs); an AsrError names a file that is not one."""
+    check_arpa(path)
     path = Path(path)
     model = BackoffLM()
     order = 0
@@ -241,3 +262,33 @@ def perplexity(model: BackoffLM, sentences: list[list[str]]) -> float:
             context.append(word)
             count += 1
     return 10 ** (-total / count)
+
+
+@dataclass(frozen=True)
+class MixTuning:
+    perplexities: list[tuple[float, float]]  # (weight of A, perplexity of that mixture on the text), grid order
+    weight: float  # the weight with the lowest perplexity (the first of equals)
+    perplexity: float  # that perplexity
+    model: BackoffLM  # the mixture at that weight
+    words: int  # words of the text
+    unknown: int  # of them, outside both models' vocabularies (scored as <unk>)
+
+
+def tune_mixture(a: BackoffLM, b: BackoffLM, sentences: list[list[str]], weights: list[float]) -> MixTuning:
+    """Interpolate ``a`` and ``b`` at each weight of ``a`` and keep the mixture with the lowest
+    perplexity on ``sentences`` (word lists; never the test set)."""
+    perplexities, best = [], None
+    for weight in weights:
+        mixed = interpolate(a, b, weight)
+        perplexities.append((weight, perplexity(mixed, sentences)))
+        if best is None or perplexities[-1][1] < best[1]:
+            best = (weight, perplexities[-1][1], mixed)
+    known = a.vocabulary | b.vocabulary
+    return MixTuning(perplexities, *best, sum(len(s) for s in sentences),
+                     sum(w not in known for s in sentences for w in s))
+
+
+def mixture_table(tuning: MixTuning, name_a: str) -> str:
+    """The perplexity at each weight of A (named ``name_a``) as a Markdown table."""
+    rows = [f"| {weight:g} | {ppl:.2f} |" for weight, ppl in tuning.perplexities]
+    return "\n".join([f"| weight of {name_a} | perplexity |", "|---:|---:|", *rows])

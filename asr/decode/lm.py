@@ -193,6 +193,19 @@ def read_sentences(path: str | Path) -> list[str]:
     return texts
 
 
+def normalized_sentences(paths: Iterable[str | Path]) -> list[str]:
+    """The sentences of text files or manifests (:func:`read_sentences`), normalised like every
+    transcript, empty ones left out; an AsrError when none is left."""
+    from asr.data.text import normalize_text
+
+    paths = list(paths)
+    sentences = [normalize_text(line) for path in paths for line in read_sentences(path)]
+    sentences = [s for s in sentences if s]
+    if not sentences:
+        raise AsrError(f"{', '.join(map(str, paths))}: no usable sentences")
+    return sentences
+
+
 def arpa_vocabulary(path: str | Path) -> set[str]:
     """The unigrams of an ARPA file (read up to the end of the 1-gram section)."""
     path = Path(path)
@@ -308,10 +321,7 @@ def build_lm(
     if order < 2:
         raise AsrError(f"order {order}: the beam decoder's KenLM cannot load a unigram model; use order 2 or more")
     tokenizer = tokenizer or CharTokenizer()
-    sentences = [normalize_text(line) for path in text_files for line in read_sentences(path)]
-    sentences = [s for s in sentences if s]
-    if not sentences:
-        raise AsrError(f"{', '.join(map(str, text_files))}: no usable sentences")
+    sentences = normalized_sentences(text_files)
     extra = {w for path in vocabulary_manifests for line in read_sentences(path) for w in normalize_text(line).split()}
     if units == "words":
         tokenised = [s.split() for s in sentences]

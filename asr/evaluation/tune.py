@@ -34,6 +34,15 @@ class TuneResult:
     greedy_wer: float  # greedy WER of the same outputs, for reference
     num_utterances: int  # utterances scored
 
+    def to_json(self) -> dict:
+        """Every point tried, the best settings and the greedy WER (``asr tune-lm --out``)."""
+        return {"points": [p.__dict__ for p in self.points], "best": self.best.describe(),
+                "greedy_wer": self.greedy_wer}
+
+    def best_settings(self) -> dict:
+        """The best settings that differ from :class:`DecoderConfig`'s defaults: what the model stores."""
+        return {k: v for k, v in self.best.describe().items() if v != getattr(DecoderConfig(), k)}
+
 
 def tune_lm(
     model: PackagedModel,

@@ -7,6 +7,10 @@ A config has one table per concern::
     [model]      -> asr.model.acoustic.ModelConfig
     [train]      -> TrainConfig (below)
     [tokenizer]  -> asr.data.text.TokenizerConfig
+
+A file may start from another: a top-level ``base = "other.toml"`` (relative to the file) gives
+the tables it changes, key by key; the base may have a base of its own. Overrides
+``section.key=value`` (``asr train --set``) go on top of all.
 """
 
 from __future__ import annotations
@@ -92,11 +96,10 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentC
     return ExperimentConfig(**parts)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Parse a TOML file into an :class:`ExperimentConfig`."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The tables of one TOML file; ConfigError naming it when it cannot be read or parsed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as err:
@@ -105,4 +108,60 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
     except (IsADirectoryError, PermissionError) as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+
+
+def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own``'s tables over ``base``'s, key by key."""
+    merged = dict(base)
+    for section, table in own.items():
+        both = isinstance(table, dict) and isinstance(base.get(section), dict)
+        merged[section] = {**base[section], **table} if both else table
+    return merged
+
+
+def _resolved_tables(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The tables of ``path`` merged over those of its ``base`` chain (``chain``: the files that
+    have ``path`` as their base, nearest last); a cycle is a ConfigError naming its files."""
+    if path.resolve() in chain:
+        files = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ConfigError(f"config bases form a cycle: {files}")
+    data = _read_toml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be the name of a TOML file, got {base!r}")
+    return _merge(_resolved_tables(path.parent / base, (*chain, path.resolve())), data)
+
+
+def _toml_value(text: str) -> Any:
+    """``text`` read as a TOML value (a number, boolean, quoted string, list), else as the string itself."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> ``(section, key, value)``; ConfigError for an unknown section or key."""
+    name, equals, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not equals or not dot or not key:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.epochs=10")
+    hints = typing.get_type_hints(ExperimentConfig)
+    if section not in hints:
+        raise ConfigError(f"override {text!r}: unknown section [{section}] (known: {', '.join(sorted(hints))})")
+    known = {f.name for f in dataclasses.fields(hints[section])}
+    if key not in known:
+        raise ConfigError(f"override {text!r}: unknown key {key!r} in [{section}] (known keys: {', '.join(sorted(known))})")
+    return section, key, _toml_value(value.strip())
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> ExperimentConfig:
+    """Parse a TOML file, merged over its ``base`` chain, with ``overrides`` (``section.key=value``,
+    the value read as TOML, else as a plain string) on top, into an :class:`ExperimentConfig`."""
+    path = Path(path)
+    data = _resolved_tables(path)
+    for section, key, value in map(_parse_override, overrides):
+        data = _merge(data, {section: {key: value}})
     return config_from_dict(data, where=str(path))

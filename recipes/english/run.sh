@@ -106,7 +106,7 @@ evaluate_all() {  # model, folder prefix
     asr evaluate --model "$1" --manifest "$data/test_$test_set.jsonl" --out "$2/${test_set}_greedy" --decoder greedy
     asr evaluate --model "$1" --manifest "$data/test_$test_set.jsonl" --out "$2/${test_set}_beam"
   done
-  asr summarize "$2"/*_greedy "$2"/*_beam --no-pool
+  asr summarize "$2"/*_greedy "$2"/*_beam
 }
 
 if run_stage 5; then

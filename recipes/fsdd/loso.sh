@@ -64,9 +64,9 @@ for speaker in $speakers; do
 done
 {
   echo "Greedy:"; echo
-  asr summarize $(for s in $speakers; do echo "$exp/$s/eval_unseen"; done)
+  asr summarize --pool $(for s in $speakers; do echo "$exp/$s/eval_unseen"; done)
   echo; echo "Beam 50, ten-word lexicon, bigram LM (weight 1):"; echo
-  asr summarize $(for s in $speakers; do echo "$exp/$s/eval_unseen_beam"; done)
+  asr summarize --pool $(for s in $speakers; do echo "$exp/$s/eval_unseen_beam"; done)
   echo; echo "The same, adapted to the held-out speaker (asr evaluate --adapt: two passes, no references read):"; echo
-  asr summarize $(for s in $speakers; do echo "$exp/$s/eval_unseen_adapted"; done)
+  asr summarize --pool $(for s in $speakers; do echo "$exp/$s/eval_unseen_adapted"; done)
 } | tee "$exp/RESULTS.md"

@@ -92,7 +92,7 @@ done
   for decoder in greedy beam; do
     for run in base $(seq -f 'round%g' 1 "$rounds") $([ "$control" = 1 ] && echo control); do
       echo; echo "$run, $decoder:"; echo
-      asr summarize $(for s in $speakers; do echo "$exp/$s/self_train/eval_${run}_$decoder"; done)
+      asr summarize --pool $(for s in $speakers; do echo "$exp/$s/self_train/eval_${run}_$decoder"; done)
     done
   done
 } | tee "$exp/SELF_TRAIN.md"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from asr.utils.atomic import write_text_atomic
+from asr.utils.errors import AsrError
 from asr.evaluation.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
 from asr.evaluation.report.html import decoder_label, evaluation_html
 from asr.evaluation.scoring import (
@@ -19,7 +20,7 @@ from asr.evaluation.scoring import (
     score_utterances,
 )
 
-__all__ = ["ScoredUtterance", "write_reports", "results_table"]
+__all__ = ["ScoredUtterance", "write_reports", "read_summaries", "results_table"]
 
 POOLING_NOTE = (
     "WER is pooled: all word errors divided by all reference words (never a mean of per-utterance "
@@ -192,6 +193,18 @@ def hypotheses_text(utterances: Sequence[ScoredUtterance]) -> str:
             row["audio_filepath"], row["offset"] = utt.audio, utt.offset
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     return "".join(lines)
+
+
+def read_summaries(folders: list[str | Path]) -> dict[str, dict]:
+    """The ``summary.json`` of each evaluation folder, by folder; an AsrError names one that cannot be read."""
+    summaries = {}
+    for folder in folders:
+        path = Path(folder) / "summary.json"
+        try:
+            summaries[str(folder)] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise AsrError(f"{path}: cannot read evaluation summary ({err})") from None
+    return summaries
 
 
 def results_table(summaries: dict[str, dict], pooled: bool = True) -> str:
