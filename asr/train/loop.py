@@ -170,6 +170,17 @@ def _initialise_from(network: AcousticModel, tokenizer: Tokenizer, model_path: s
 _END = object()  # what next() returns when this process' batches for the epoch are used up
 
 
+def cpu_runs_bf16_recurrence() -> bool:
+    """Whether a recurrent layer runs under bfloat16 autocast on this CPU (oneDNN refuses it
+    on processors without AVX-512 BF16 or AMX)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(2, 2, batch_first=True)(torch.zeros(1, 2, 2))
+    except RuntimeError:
+        return False
+    return True
+
+
 class _Run:
     """One invocation of training: set up (or restore) everything, then run the remaining epochs."""
 
@@ -180,6 +191,9 @@ class _Run:
         tc = self.tc = config.train
         if tc.precision == "fp16" and not device.startswith("cuda"):
             raise AsrError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
+        if tc.precision == "bf16" and device == "cpu" and not cpu_runs_bf16_recurrence():
+            raise AsrError("precision bf16: this CPU's oneDNN has no bfloat16 LSTM kernel (it needs AVX-512 BF16 "
+                           "or AMX); use fp32")
         state = load_state(exp_dir) if resume else None
         if context.is_main:
             (exp_dir / "config.toml").write_text(dump_toml(config), encoding="utf-8")
