@@ -226,3 +226,28 @@ def test_other_architectures_export_exactly(frontend, cell, bidirectional, norma
             assert torch.equal(got_lengths, expected_lengths)
             valid = torch.arange(got.shape[1])[None, :] < expected_lengths[:, None]
             assert (got - expected).abs()[valid].max().item() < TOLERANCE
+
+
+def test_command_line_exports_and_transcribes_through_onnxruntime(untrained_model, fsdd_clips, tmp_path):
+    """`asr export --onnx --int8`, then `asr transcribe --model EXPORT` and the API on the export:
+    the float32 export gives the torch model's text; the int8 one runs by default."""
+    import subprocess
+    import sys
+
+    import asr
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True)
+
+    export = tmp_path / "onnx"
+    result = cli("export", "--model", untrained_model, "--out", export, "--onnx", "--int8")
+    assert result.returncode == 0, result.stderr
+    assert {"model.onnx", "model.int8.onnx", "config.json"} <= {p.name for p in export.iterdir()}
+    clip = sorted(fsdd_clips.glob("*.wav"))[0]
+    by_torch = cli("transcribe", clip, "--model", untrained_model, "--decoder", "greedy")
+    by_onnx = cli("transcribe", clip, "--model", export / "model.onnx", "--decoder", "greedy")
+    assert by_onnx.returncode == by_torch.returncode == 0, by_onnx.stderr
+    assert by_onnx.stdout == by_torch.stdout
+    recognizer = asr.load_model(export, kind="greedy")
+    assert isinstance(recognizer.model.network, OnnxNetwork)  # the int8 file, the export's default
+    assert recognizer.model.network.path.name == "model.int8.onnx"

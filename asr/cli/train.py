@@ -71,8 +71,12 @@ def _cmd_average(args) -> int:
 
 def _cmd_export(args) -> int:
     from asr.inference.export import export_model
+    from asr.inference.onnx import export_onnx
 
-    target = export_model(args.model, args.out, half=args.half)
+    if args.onnx or args.int8:
+        target = export_onnx(args.model, args.out, int8=args.int8, fp32=args.onnx)[0]
+    else:
+        target = export_model(args.model, args.out, half=args.half)
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(target.parent.iterdir()) if p.is_file())
     print(f"{target.parent}: {sizes}")
     return 0
@@ -270,11 +274,17 @@ def _register_export(sub) -> None:
         sub, "export", "copy a model and its LM/lexicon into one folder that can ship",
         "Write OUT/model.pt with copies of the LM and lexicon its stored decoder settings name (asr tune-lm), "
         "referred to by relative paths, so OUT can move anywhere (e.g. asr/pretrained/english, the default "
-        "model).",
-        examples("asr export --model exp/english --out asr/pretrained/english --half"))
+        "model). With --onnx and/or --int8, write the acoustic model as ONNX instead (model.onnx, "
+        "model.int8.onnx: dynamic int8 quantization) with config.json and the decoder's files: asr transcribe and "
+        "asr evaluate run such a folder through onnxruntime (pip install 'asr[onnx]').",
+        examples("asr export --model exp/english --out asr/pretrained/english --half",
+                 "asr export --model exp/english --out exp/english_onnx --onnx --int8",
+                 "asr transcribe talk.wav --model exp/english_onnx"))
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    p.add_argument("--onnx", action="store_true", help="write model.onnx (float32) for onnxruntime")
+    p.add_argument("--int8", action="store_true", help="write model.int8.onnx (dynamic int8 quantization)")
     p.set_defaults(func=_cmd_export)
 
 

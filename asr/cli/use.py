@@ -23,9 +23,8 @@ DEFAULT_MODEL = "the English model that ships with asr, decoded with its tuned b
 
 
 def _cmd_transcribe(args) -> int:
-    from asr.decode.ctc import build_decoder
     from asr.inference.files import gather_inputs
-    from asr.model.checkpoint import load_model
+    from asr.inference.recognizer import Recognizer
     from asr.utils.threads import configure_threads
 
     inputs = gather_inputs(args.inputs, args.files_from, args.manifest)
@@ -36,10 +35,10 @@ def _cmd_transcribe(args) -> int:
     if args.format in ("srt", "vtt") and len(inputs) > 1 and not args.output_dir:
         raise AsrError(f"--format {args.format} with several files needs -o/--output-dir (one file per input)")
     configure_threads(args.threads, level=logging.DEBUG)  # stderr stays for errors (and progress); -v shows it
-    model = load_model(args.model)
-    decoder = build_decoder(model.decoder_config(**decoder_overrides(args)), model.tokenizer)
-    feature_map = _speaker_feature_map(args, model, decoder, [item.path for item in inputs if not item.problem])
-    return _transcribe_each(args, inputs, model, decoder, feature_map)
+    recognizer = Recognizer.load(args.model, **decoder_overrides(args))  # what asr.load_model() gives
+    paths = [item.path for item in inputs if not item.problem]
+    feature_map = _speaker_feature_map(args, recognizer.model, recognizer.decoder, paths)
+    return _transcribe_each(args, inputs, recognizer, feature_map)
 
 
 def _speaker_feature_map(args, model, decoder, paths: list[str]):
@@ -54,11 +53,10 @@ def _speaker_feature_map(args, model, decoder, paths: list[str]):
     return for_one_speaker(speaker)
 
 
-def _transcribe_each(args, inputs, model, decoder, feature_map) -> int:
+def _transcribe_each(args, inputs, recognizer, feature_map) -> int:
     """Transcribe and print (or write) each input; one that fails is named on stderr and the
     others go on. 1 when any failed."""
     from asr.inference.files import render, write_output
-    from asr.inference.transcribe import transcribe_file
 
     several, failures, rows = len(inputs) > 1, 0, []
     json_list = args.format == "json" and several and not args.output_dir  # one array at the end
@@ -66,8 +64,8 @@ def _transcribe_each(args, inputs, model, decoder, feature_map) -> int:
         try:
             if item.problem:
                 raise AsrError(item.problem)
-            transcript = transcribe_file(model, item.path, decoder, timestamps=args.format != "txt", progress=True,
-                                         feature_map=feature_map)
+            transcript = recognizer.transcribe(item.path, word_timestamps=args.format != "txt", progress=True,
+                                               feature_map=feature_map)
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
@@ -86,11 +84,11 @@ def _transcribe_each(args, inputs, model, decoder, feature_map) -> int:
 
 def _cmd_evaluate(args) -> int:
     from asr.evaluation.evaluate import evaluate
-    from asr.model.checkpoint import load_model
+    from asr.inference.loading import load_inference_model
     from asr.utils.threads import configure_threads
 
     configure_threads(args.threads)
-    model = load_model(args.model)
+    model = load_inference_model(args.model)
     decoder = model.decoder_config(**decoder_overrides(args))
     summary = evaluate(model, args.manifest, args.out, model_path=str(model.path), progress=True,
                        decoder_config=decoder, adapt=adapt_config(args))
@@ -145,7 +143,7 @@ def _register_transcribe(sub) -> None:
     p.add_argument("--files-from", metavar="LIST", help="also the files or folders listed in LIST, one per line (- : stdin)")
     p.add_argument("--manifest", metavar="M.jsonl",
                    help="also the audio_filepath of each line of this manifest (relative to its folder)")
-    p.add_argument("--model", help=f"model.pt or an experiment folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})")
     p.add_argument("-f", "--format", choices=["txt", "json", "srt", "vtt"], default="txt",
                    help="txt: the text (FILE<TAB>TEXT when several files); json: text and word timings "
                         "({file, text, words: [{word, start, end}]}, a list for several files); "
@@ -172,7 +170,7 @@ def _register_evaluate(sub) -> None:
         "alignments.txt (sclite-style) and hyp.jsonl to the output folder.",
         examples("asr evaluate --manifest data/test.jsonl -o exp/eval_test",
                  "asr evaluate --model exp/fsdd --manifest data/test.jsonl -o exp/fsdd/eval_greedy --decoder greedy"))
-    p.add_argument("--model", help=f"model.pt or an experiment folder (default: {DEFAULT_MODEL})")
+    p.add_argument("--model", help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})")
     p.add_argument("--manifest", required=True, help="manifest to decode (JSON lines)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the report")
     add_decoder_options(p)

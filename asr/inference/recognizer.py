@@ -11,7 +11,8 @@ from pathlib import Path
 
 from asr.decode.ctc import DecoderConfig, build_decoder
 from asr.inference.transcribe import Transcript, transcribe_file
-from asr.model.checkpoint import PackagedModel, load_model
+from asr.inference.loading import load_inference_model
+from asr.model.checkpoint import PackagedModel
 
 
 class Recognizer:
@@ -25,10 +26,10 @@ class Recognizer:
         self.decoder = build_decoder(self.decoder_config, model.tokenizer)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **decoder_options) -> Recognizer:
-        """The packaged model at ``path`` (a ``model.pt`` or an experiment folder); None: the
-        English model that ships with asr."""
-        return cls(load_model(path), **decoder_options)
+    def load(cls, path: str | Path | None = None, threads: int | None = None, **decoder_options) -> Recognizer:
+        """The model at ``path``: a ``model.pt``, an experiment folder or an ONNX export (run by
+        onnxruntime with ``threads`` threads); None: the English model that ships with asr."""
+        return cls(load_inference_model(path, threads=threads), **decoder_options)
 
     @property
     def path(self) -> Path:
