@@ -23,6 +23,8 @@ from asr.speakers.normalization import ONE_SPEAKER
 from asr.train.config import TrainConfig
 from asr.train.loop import train
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
 
 

@@ -51,6 +51,7 @@ def test_speaker_ids_are_sorted_names_and_unlabelled_utterances_are_skipped():
     assert ids.tolist() == [1, UNLABELLED, 0, 1]
 
 
+@pytest.mark.trains
 def test_training_with_the_adversary_resumes_exactly_and_ships_without_it(manifest, tmp_path):
     straight, resumed = train_straight_and_resumed(adversarial_config, manifest, tmp_path)
     adversary = straight["extensions"]["speaker_adversary"]

@@ -110,6 +110,7 @@ def test_packaged_bpe_model_saves_and_loads_safely(bpe, tmp_path):
         load_model(tmp_path / "damaged.pt")
 
 
+@pytest.mark.trains
 def test_tiny_bpe_training_run_decodes_real_clips(shared_data, tmp_path):
     """Four real yesno recordings, BPE pieces (``\u2581yes``, ``\u2581no``): the model learns them."""
     folder = shared_data / "yesno" / "waves_yesno"

@@ -90,6 +90,7 @@ def test_unknown_or_malformed_overrides_are_named(tmp_path):
 
 
 @pytest.mark.trains
+@pytest.mark.trains
 def test_train_set_reaches_the_saved_config(tmp_path, fsdd_clips):
     from asr.cli.main import main
 

@@ -10,6 +10,8 @@ import torch
 from asr.model.checkpoint import safe_load
 from asr.data.dataset import DistributedBucketBatchSampler, write_manifest
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 CONFIG = """
 [features]
 sample_rate = 8000

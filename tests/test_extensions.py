@@ -10,6 +10,8 @@ from asr.train.state import FORMAT_BEFORE_EXTENSIONS, STATE_FILENAME, load_state
 from asr.utils.errors import AsrError
 from tests.test_train import manifest, tiny_config  # noqa: F401 (manifest: four clips by four speakers, a fixture)
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 
 class EpochCounter:
     """Counts epochs in its state, adds a zero loss, and optimises one parameter that only weight

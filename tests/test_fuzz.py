@@ -162,6 +162,7 @@ def test_prepare_skips_broken_audio_and_transcript_lines(hostile, shared_data, t
     assert sorted(ids) == [f"LJ001-000{n}" for n in (1, 2, 4, 6, 7, 8, 9)]
 
 
+@pytest.mark.trains
 def test_train_and_evaluate_skip_bad_lines_and_files_and_keep_the_rest(hostile, fsdd_clips, tmp_path):
     folder, broken = hostile
     good = [{"audio_filepath": str(fsdd_clips / f"{c}.wav"), "text": DIGITS[c[0]], "id": c} for c in GOOD_CLIPS]

@@ -17,6 +17,8 @@ from asr.data.text import CharTokenizer
 from asr.train.config import TrainConfig
 from asr.train.loop import _initialise_from, train
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
 SHAPE = ModelConfig(hidden_size=16, num_layers=1)
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}

@@ -165,6 +165,7 @@ def yesno_recording(shared_data, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_a_long_recording_gives_each_clip_words_in_order_and_inside_the_clip(yesno_model, yesno_recording):
     folder, paths, spans = yesno_recording
     per_clip = [transcribe_file(yesno_model, p).text.split() for p in paths]
@@ -182,6 +183,7 @@ def test_a_long_recording_gives_each_clip_words_in_order_and_inside_the_clip(yes
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_stereo_48k_and_8k_versions_give_the_words_of_the_16k_original(yesno_model, yesno_recording):
     folder, _, _ = yesno_recording
     signal, _ = soundfile.read(folder / "long_8k.wav", dtype="float32")
@@ -196,6 +198,7 @@ def test_stereo_48k_and_8k_versions_give_the_words_of_the_16k_original(yesno_mod
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_transcribe_cli_times_words_from_the_start_of_the_file(yesno_model, yesno_recording):
     folder, _, spans = yesno_recording
     result = subprocess.run(

@@ -12,6 +12,8 @@ import pytest
 
 from word_boundaries import energy_segments
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

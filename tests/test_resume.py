@@ -23,6 +23,8 @@ from asr.train.config import TrainConfig
 from asr.train.loop import train
 from asr.inference.transcribe import transcribe_file
 
+pytestmark = pytest.mark.trains  # every test here trains a model
+
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 # Augmentation and dropout on: a resumed run must restore every random source to match.

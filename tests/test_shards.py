@@ -293,6 +293,7 @@ def tiny_config(epochs, **train) -> ExperimentConfig:
     )
 
 
+@pytest.mark.trains
 def test_training_streams_shards_and_resumes_mid_epoch(corpus, tmp_path, monkeypatch):
     """Train from a shard pattern with two DataLoader workers; a run stopped right after a mid-epoch
     checkpoint (in the middle of the workers' round) resumes, skipping each worker's consumed

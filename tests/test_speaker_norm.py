@@ -105,6 +105,7 @@ def speaker_experiment(fsdd_clips, tmp_path_factory):
     return folder, config, utterances
 
 
+@pytest.mark.trains
 def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(speaker_experiment, tmp_path):
     from asr.model.checkpoint import load_model
     from asr.evaluation.evaluate import evaluate
@@ -123,6 +124,7 @@ def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(
         train(config, tmp_path / "shards", folder / "dev.jsonl", tmp_path / "exp_shards")
 
 
+@pytest.mark.trains
 def test_transcribe_same_speaker_pools_the_statistics_of_every_readable_file(speaker_experiment, untrained_model,
                                                                              tmp_path, capsys):
     from asr.audio.io import load_audio

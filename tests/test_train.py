@@ -37,6 +37,7 @@ def manifest(fsdd_clips, tmp_path_factory):
     return folder / "clips.jsonl"
 
 
+@pytest.mark.trains
 def test_overfits_a_few_real_clips(manifest, tmp_path, fsdd_clips):
     result = train(tiny_config(epochs=150), manifest, manifest, tmp_path / "exp")
     history = json.loads((tmp_path / "exp" / "history.json").read_text())
@@ -64,6 +65,7 @@ def train_straight_and_resumed(make_config, manifest, folder) -> tuple[dict, dic
     return safe_load(folder / "straight" / "last.pt"), safe_load(folder / "resumed" / "last.pt")
 
 
+@pytest.mark.trains
 def test_resume_continues_to_the_same_weights(manifest, tmp_path):
     """Three epochs straight equal two epochs, a stop, and one resumed epoch."""
     straight, resumed = train_straight_and_resumed(tiny_config, manifest, tmp_path)
@@ -72,6 +74,7 @@ def test_resume_continues_to_the_same_weights(manifest, tmp_path):
         assert torch.allclose(value, resumed["model"][key], atol=1e-6), key
 
 
+@pytest.mark.trains
 def test_bf16_autocast_trains_on_cpu_close_to_fp32(manifest, tmp_path):
     from dataclasses import replace
 
