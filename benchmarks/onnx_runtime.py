@@ -124,7 +124,8 @@ def main() -> None:
     clips = read_manifest(args.manifest) if args.manifest else default_clips()
     audio_seconds = sum(u.duration for u in clips)
     references = [normalize_text(u.text) for u in clips]
-    export = Path(tempfile.mkdtemp(prefix="asr-onnx-bench-"))
+    scratch = tempfile.TemporaryDirectory(prefix="asr-onnx-bench-")  # removed at exit
+    export = Path(scratch.name)
     started = time.perf_counter()
     export_onnx(model, export, int8=True)
     sizes = {name: (export / name).stat().st_size / 1e6 for name in ("model.onnx", "model.int8.onnx")}
