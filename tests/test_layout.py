@@ -46,3 +46,19 @@ def test_only_the_entry_point_imports_the_command_line():
     importers = {str(p.relative_to(ASR)) for p in ASR.rglob("*.py")
                  if p.relative_to(ASR).parts[0] != "cli" and any(stage_of(m) == "cli" for m in imported_modules(p))}
     assert importers == {"__main__.py"}
+
+
+def test_the_readme_layout_lists_every_module_under_its_folder():
+    readme = (ASR.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```")[1].splitlines()
+    listed = {}
+    for line, following in zip(block, block[1:]):
+        folder = line.split()[0] if line.startswith("  ") and line.split()[0].endswith("/") else None
+        if folder and following.startswith(" " * 20):
+            listed[folder.rstrip("/")] = set(following.split())
+    on_disk = {}
+    for path in ASR.rglob("*.py"):
+        relative = path.relative_to(ASR)
+        if len(relative.parts) > 1 and path.name != "__init__.py":
+            on_disk.setdefault("/".join(relative.parts[:-1]), set()).add(path.name)
+    assert listed == on_disk

@@ -130,7 +130,7 @@ def _load_kenlm(lm: str, lexicon: str | None, symbols: list[str]):
     if key not in _LM_CACHE:
         if lexicon:
             word_dict = create_word_dict(load_words(lexicon))
-        else:  # lexicon-free: LM word i must be token i (the "lm_dict trap" in DESIGN.md)
+        else:  # lexicon-free: LM word i must be token i (with lexicon=None and an LM, flashlight maps LM words to token ids only through lm_dict)
             entries = symbols if UNK in symbols else [*symbols, UNK]  # BPE has an <unk> piece
             word_dict = Dictionary(entries)
             word_dict.set_default_index(entries.index(UNK))
