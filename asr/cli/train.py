@@ -73,6 +73,8 @@ def _cmd_export(args) -> int:
     from asr.inference.export import export_model
     from asr.inference.onnx import export_onnx
 
+    if (args.onnx or args.int8) and args.half:
+        raise AsrError("--half is for the torch export; an ONNX export is float32 (--onnx) and/or int8 (--int8)")
     if args.onnx or args.int8:
         target = export_onnx(args.model, args.out, int8=args.int8, fp32=args.onnx)[0]
     else:

@@ -43,8 +43,12 @@ def _cmd_transcribe(args) -> int:
 
 def _speaker_feature_map(args, model, decoder, paths: list[str]):
     """The features' mapping to the one speaker of ``paths`` (--same-speaker, --adapt), or None."""
+    import torch
+
     from asr.speakers.normalization import for_one_speaker, one_speaker_normalization
 
+    if args.adapt and not isinstance(model.network, torch.nn.Module):
+        raise AsrError("--adapt fits a transform through the torch network: give the torch model, not an ONNX export")
     speaker = one_speaker_normalization(paths, model.network, model.log_mel) if args.same_speaker else None
     if args.adapt:
         from asr.speakers.adaptation import adapt_to_files
