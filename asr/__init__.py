@@ -37,5 +37,6 @@ def evaluate(manifest: str | Path, out_dir: str | Path, model=None, progress: bo
 
     recognizer = model if isinstance(model, Recognizer) else Recognizer.load(model, **decoder_options)
     config = recognizer.model.decoder_config(**decoder_options) if decoder_options else recognizer.decoder_config
-    return evaluate_manifest(recognizer.model, manifest, out_dir, model_path=str(recognizer.path), progress=progress,
-                             decoder_config=config)
+    return evaluate_manifest(
+        recognizer.model, manifest, out_dir, model_path=str(recognizer.path), progress=progress, decoder_config=config
+    )

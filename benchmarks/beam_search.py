@@ -22,12 +22,12 @@ import time
 
 import torch
 
-from asr.model.checkpoint import load_model
 from asr.data.dataset import SpeechDataset, read_manifest
-from asr.decode.ctc import build_decoder
-from asr.inference.recognize import batches, emissions
-from asr.evaluation.metrics import error_counts
 from asr.data.text import normalize_text
+from asr.decode.ctc import build_decoder
+from asr.evaluation.metrics import error_counts
+from asr.inference.recognize import batches, emissions
+from asr.model.checkpoint import load_model
 
 
 def model_outputs(model, manifest: str) -> tuple[list[torch.Tensor], list[str]]:
@@ -70,13 +70,21 @@ def main() -> None:
     torch.set_num_threads(1)
 
     model = load_model(args.model)
-    config = model.decoder_config(kind="beam", lm=args.lm, lexicon=args.lexicon, beam_size=args.beam_size,
-                                  lm_weight=args.lm_weight, word_score=args.word_score)
+    config = model.decoder_config(
+        kind="beam",
+        lm=args.lm,
+        lexicon=args.lexicon,
+        beam_size=args.beam_size,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+    )
     outputs, references = model_outputs(model, args.manifest)
     frames = sum(len(x) for x in outputs)
-    print(f"{len(outputs)} utterances, {frames} frames, vocabulary {outputs[0].shape[1]}, beam {config.beam_size}, "
-          f"prune {config.beam_threshold:g} below the best, LM weight {config.lm_weight:g}, "
-          f"word score {config.word_score:g}")
+    print(
+        f"{len(outputs)} utterances, {frames} frames, vocabulary {outputs[0].shape[1]}, beam {config.beam_size}, "
+        f"prune {config.beam_threshold:g} below the best, LM weight {config.lm_weight:g}, "
+        f"word score {config.word_score:g}"
+    )
 
     ours = build_decoder(config, model.tokenizer)
     ours_texts, ours_seconds = timed(
@@ -98,8 +106,10 @@ def main() -> None:
         args.repeats,
     )
 
-    rows = [("asr (flashlight, lexicon)", ours_texts, ours_seconds),
-            (f"pyctcdecode (alpha {alpha:g}, beta {beta:g})", their_texts, their_seconds)]
+    rows = [
+        ("asr (flashlight, lexicon)", ours_texts, ours_seconds),
+        (f"pyctcdecode (alpha {alpha:g}, beta {beta:g})", their_texts, their_seconds),
+    ]
     print(f"{'decoder':34s} {'utt/s':>8s} {'WER':>8s} {'CER':>8s}")
     for name, texts, seconds in rows:
         counts = error_counts(references, texts)

@@ -34,7 +34,9 @@ def best_of(repeats: int, work) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=ROOT / "data" / "fsdd_demo" / "recordings")
-    parser.add_argument("--rate", type=int, default=16000, help="feature sample rate (clips are resampled once, before timing)")
+    parser.add_argument(
+        "--rate", type=int, default=16000, help="feature sample rate (clips are resampled once, before timing)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -52,8 +54,13 @@ def main() -> None:
     def reference():
         for array in arrays:
             power = librosa.feature.melspectrogram(
-                y=array, sr=args.rate, n_fft=config.fft_size, hop_length=config.hop_length,
-                win_length=config.win_length, n_mels=config.n_mels, pad_mode="reflect",
+                y=array,
+                sr=args.rate,
+                n_fft=config.fft_size,
+                hop_length=config.hop_length,
+                win_length=config.win_length,
+                n_mels=config.n_mels,
+                pad_mode="reflect",
             )
             np.log(power + config.log_floor)
 
@@ -61,7 +68,9 @@ def main() -> None:
     ours()
     ours_time = best_of(args.repeats, ours)
     reference_time = best_of(args.repeats, reference)
-    print(f"{len(waveforms)} clips, {audio_seconds:.1f} s of audio at {args.rate} Hz, {torch.get_num_threads()} torch threads")
+    print(
+        f"{len(waveforms)} clips, {audio_seconds:.1f} s of audio at {args.rate} Hz, {torch.get_num_threads()} torch threads"
+    )
     print(f"asr LogMel (torchaudio): {audio_seconds / ours_time:10.0f} audio-s/s")
     print(f"librosa melspectrogram:  {audio_seconds / reference_time:10.0f} audio-s/s")
     print(f"speed-up: {reference_time / ours_time:.2f}x")

@@ -45,8 +45,9 @@ def run_timed(command: list[str], env: dict, cap: float, log: Path) -> tuple[flo
     it finished within ``cap`` seconds (else it is killed)."""
     with log.open("w") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
         deadline = started + cap
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -73,8 +74,9 @@ class Competitors:
         self.count, self.seconds, self.processes = count, seconds, []
 
     def __enter__(self):
-        self.processes = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.seconds)])
-                          for _ in range(self.count)]
+        self.processes = [
+            subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.seconds)]) for _ in range(self.count)
+        ]
         time.sleep(0.5 if self.count else 0)  # let them get going before the measured run chooses its threads
         return self
 
@@ -89,8 +91,23 @@ def prepare(work: Path, train_utterances: int, epochs: int, env: dict) -> tuple[
     """Demo manifests (a training subset, 25 dev clips) and the demo config with ``epochs``."""
     data = work / "data"
     if not (data / "train.jsonl").is_file():
-        subprocess.run([sys.executable, "-m", "asr", "prepare", "fsdd", "--src", str(ROOT / "data" / "fsdd_demo"),
-                        "--out", str(data)], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "asr",
+                "prepare",
+                "fsdd",
+                "--src",
+                str(ROOT / "data" / "fsdd_demo"),
+                "--out",
+                str(data),
+            ],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
     train = work / "train_subset.jsonl"
     train.write_text("".join((data / "train.jsonl").read_text().splitlines(keepends=True)[:train_utterances]))
     dev = work / "dev_subset.jsonl"
@@ -126,10 +143,14 @@ def main() -> None:
     data, train, dev, config = prepare(args.work, args.train_utterances, args.epochs, env)
     with open("/proc/loadavg") as f:
         load = f.read().split()
-    print(f"{os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable; torch's default threads {all_cores}; "
-          f"load average {' '.join(load[:3])} before starting (other work counts as competition)")
-    print(f"train: {args.epochs} epoch(s) over {args.train_utterances} clips (recipes/fsdd/demo.toml); "
-          f"transcribe: {args.files} clips; runs stopped after {args.cap:g} s")
+    print(
+        f"{os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable; torch's default threads {all_cores}; "
+        f"load average {' '.join(load[:3])} before starting (other work counts as competition)"
+    )
+    print(
+        f"train: {args.epochs} epoch(s) over {args.train_utterances} clips (recipes/fsdd/demo.toml); "
+        f"transcribe: {args.files} clips; runs stopped after {args.cap:g} s"
+    )
 
     files = [str(p) for p in sorted((ROOT / "data" / "fsdd_demo" / "recordings").glob("*.wav"))[: args.files]]
     results, budget = [], args.cap * (len(counts) * len(tasks) * len(ways) + 2)
@@ -139,17 +160,47 @@ def main() -> None:
         if task == "transcribe" and model_dir is None:
             model_dir = args.work / "model"
             shutil.rmtree(model_dir, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "asr", "train", "--config", str(config), "--train", str(train),
-                            "--dev", str(dev), "--exp", str(model_dir)], env=env, check=True, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "asr",
+                    "train",
+                    "--config",
+                    str(config),
+                    "--train",
+                    str(train),
+                    "--dev",
+                    str(dev),
+                    "--exp",
+                    str(model_dir),
+                ],
+                env=env,
+                check=True,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         for way in ways:
             idle = None
             for count in counts:
                 exp = args.work / f"exp_{way}_{count}"
                 if task == "train":
                     shutil.rmtree(exp, ignore_errors=True)
-                    command = [sys.executable, "-m", "asr", "train", "--config", str(config), "--train", str(train),
-                               "--dev", str(dev), "--exp", str(exp)]
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "asr",
+                        "train",
+                        "--config",
+                        str(config),
+                        "--train",
+                        str(train),
+                        "--dev",
+                        str(dev),
+                        "--exp",
+                        str(exp),
+                    ]
                 else:  # -v: transcribe logs its thread choice at debug level
                     command = [sys.executable, "-m", "asr", "-v", "transcribe", *files, "--model", str(model_dir)]
                 if way == "before":
@@ -159,16 +210,35 @@ def main() -> None:
                     wall, user, finished = run_timed(command, env, args.cap, log)
                 if task == "train" and finished and model_dir is None:
                     model_dir = exp
-                chosen = next((line.split("torch threads: ")[1].split()[0] for line in log.read_text().splitlines()
-                               if "torch threads: " in line), "?")
+                chosen = next(
+                    (
+                        line.split("torch threads: ")[1].split()[0]
+                        for line in log.read_text().splitlines()
+                        if "torch threads: " in line
+                    ),
+                    "?",
+                )
                 if count == 0:
                     idle = wall if finished else None
                 slowdown = f"{wall / idle:.2f}x" if idle else "-"
                 shown = f"{wall:.1f}" if finished else f">{args.cap:g}"
-                print(f"{task:<11}{way:<8}{chosen:>8}{count:>6}{shown:>9}{user:>9.1f}{slowdown:>10}"
-                      + ("" if finished else " (stopped)"), flush=True)
-                results.append({"task": task, "way": way, "threads": chosen, "competitors": count, "wall": wall,
-                                "user": user, "finished": finished, "slowdown": wall / idle if idle else None})
+                print(
+                    f"{task:<11}{way:<8}{chosen:>8}{count:>6}{shown:>9}{user:>9.1f}{slowdown:>10}"
+                    + ("" if finished else " (stopped)"),
+                    flush=True,
+                )
+                results.append(
+                    {
+                        "task": task,
+                        "way": way,
+                        "threads": chosen,
+                        "competitors": count,
+                        "wall": wall,
+                        "user": user,
+                        "finished": finished,
+                        "slowdown": wall / idle if idle else None,
+                    }
+                )
     print()
     for task in tasks:
         for count in counts:
@@ -176,9 +246,11 @@ def main() -> None:
             if {"before", "after"} <= pair.keys():
                 before, after = pair["before"], pair["after"]
                 bound = "" if before["finished"] else ">="  # a stopped run: the ratio is at least this
-                print(f"{task}, {count} busy: after {after['wall']:.1f} s ({after['threads']} thread(s)) vs before "
-                      f"{before['wall']:.1f} s ({before['threads']}): {bound}{before['wall'] / after['wall']:.2f}x "
-                      f"the speed, user CPU {after['user']:.1f} s vs {before['user']:.1f} s")
+                print(
+                    f"{task}, {count} busy: after {after['wall']:.1f} s ({after['threads']} thread(s)) vs before "
+                    f"{before['wall']:.1f} s ({before['threads']}): {bound}{before['wall'] / after['wall']:.2f}x "
+                    f"the speed, user CPU {after['user']:.1f} s vs {before['user']:.1f} s"
+                )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 

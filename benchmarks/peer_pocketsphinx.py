@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from asr.audio.io import load_audio
-from asr.model.checkpoint import load_model
 from asr.data.dataset import read_manifest
-from asr.utils.errors import AsrError
+from asr.data.text import normalize_text
 from asr.evaluation.evaluate import evaluate
 from asr.evaluation.metrics import error_counts
-from asr.data.text import normalize_text
+from asr.model.checkpoint import load_model
+from asr.utils.errors import AsrError
 
 POCKETSPHINX_RATE = 16000  # the en-us acoustic model's sample rate
 
@@ -92,7 +92,10 @@ def benchmark_set(manifest: Path, model_path: str | None, max_utterances: int | 
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "subset.jsonl"
         subset.write_text("".join(json.dumps(u.to_json()) + "\n" for u in utterances), encoding="utf-8")
-        for name, config in (("asr_greedy", model.decoder_config(kind="greedy")), ("asr_default", model.decoder_config())):
+        for name, config in (
+            ("asr_greedy", model.decoder_config(kind="greedy")),
+            ("asr_default", model.decoder_config()),
+        ):
             summary = evaluate(model, subset, Path(tmp) / name, decoder_config=config)
             rows = [json.loads(line) for line in (Path(tmp) / name / "hyp.jsonl").read_text().splitlines()]
             hyps = {row["id"]: row["text"] for row in rows}
@@ -103,16 +106,23 @@ def benchmark_set(manifest: Path, model_path: str | None, max_utterances: int | 
         folder = out / manifest.stem
         folder.mkdir(parents=True, exist_ok=True)
         for name, hyps in systems.items():
-            lines = [json.dumps({"id": k, "reference": r, "hypothesis": normalize_text(hyps.get(k, ""))})
-                     for k, r in references.items()]
+            lines = [
+                json.dumps({"id": k, "reference": r, "hypothesis": normalize_text(hyps.get(k, ""))})
+                for k, r in references.items()
+            ]
             (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return results
 
 
 def commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -127,16 +137,22 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = [benchmark_set(m, args.model, args.max_utterances, args.out) for m in args.manifests]
-    print(f"# asr vs PocketSphinx: commit {commit()}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch thread(s)")
-    print("| set | utts / words | PocketSphinx WER | asr greedy WER | asr default WER | PocketSphinx CER | "
-          "asr greedy CER | asr default CER | RTF PS / greedy / default |")
+    print(
+        f"# asr vs PocketSphinx: commit {commit()}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch thread(s)"
+    )
+    print(
+        "| set | utts / words | PocketSphinx WER | asr greedy WER | asr default WER | PocketSphinx CER | "
+        "asr greedy CER | asr default CER | RTF PS / greedy / default |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ps, gr, de = r["pocketsphinx"], r["asr_greedy"], r["asr_default"]
-        print(f"| {r['set']} | {r['utterances']} / {ps['words']} | {100 * ps['wer']:.2f} % | {100 * gr['wer']:.2f} % | "
-              f"**{100 * de['wer']:.2f} %** | {100 * ps['cer']:.2f} % | {100 * gr['cer']:.2f} % | "
-              f"{100 * de['cer']:.2f} % | {ps['rtf']:.3f} / {gr['rtf']:.3f} / {de['rtf']:.3f} |")
+        print(
+            f"| {r['set']} | {r['utterances']} / {ps['words']} | {100 * ps['wer']:.2f} % | {100 * gr['wer']:.2f} % | "
+            f"**{100 * de['wer']:.2f} %** | {100 * ps['cer']:.2f} % | {100 * gr['cer']:.2f} % | "
+            f"{100 * de['cer']:.2f} % | {ps['rtf']:.3f} / {gr['rtf']:.3f} / {de['rtf']:.3f} |"
+        )
     for r in rows:
         ratio = r["asr_default"]["wer"] / r["pocketsphinx"]["wer"] if r["pocketsphinx"]["wer"] else float("inf")
         print(f"{r['set']}: asr default / PocketSphinx WER = {ratio:.2f}")

@@ -20,9 +20,9 @@ import soundfile
 import webdataset
 
 from asr.data.dataset import SpeechDataset, Utterance
-from asr.features.logmel import FeatureConfig, LogMel
 from asr.data.shards import ShardStream, expand_shard_spec, iterate_samples, write_shards
 from asr.data.text import CharTokenizer
+from asr.features.logmel import FeatureConfig, LogMel
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -58,8 +58,10 @@ def main() -> None:
         )
         assert n_ours == n_theirs == len(utterances)
         print(f"{len(utterances)} clips in {len(urls)} shards, best of {args.repeats}")
-        print(f"tar reading  asr {n_ours / ours:9.0f} utt/s   webdataset {n_theirs / theirs:9.0f} utt/s   "
-              f"asr/webdataset {theirs / ours:.2f}x")
+        print(
+            f"tar reading  asr {n_ours / ours:9.0f} utt/s   webdataset {n_theirs / theirs:9.0f} utt/s   "
+            f"asr/webdataset {theirs / ours:.2f}x"
+        )
 
         features = FeatureConfig(sample_rate=8000, n_mels=40)
         stream = ShardStream(urls, LogMel(features), CharTokenizer(), None, batch_size=16, max_batch_seconds=60.0)
@@ -70,8 +72,10 @@ def main() -> None:
             return sum(1 for i in range(len(dataset)) if dataset[i] is not None)
 
         manifest, n_manifest = best_of(args.repeats, from_manifest)
-        print(f"featurising  shards {n_streamed / streamed:7.0f} utt/s   manifest {n_manifest / manifest:7.0f} utt/s   "
-              f"shards/manifest {manifest / streamed:.2f}x")
+        print(
+            f"featurising  shards {n_streamed / streamed:7.0f} utt/s   manifest {n_manifest / manifest:7.0f} utt/s   "
+            f"shards/manifest {manifest / streamed:.2f}x"
+        )
 
 
 if __name__ == "__main__":

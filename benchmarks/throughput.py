@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from asr.data.dataset import BucketBatchSampler, SpeechDataset, collate, read_manifest
-from asr.train.config import load_config
+from asr.data.text import build_tokenizer
 from asr.features.logmel import LogMel
 from asr.model.acoustic import AcousticModel
-from asr.data.text import build_tokenizer
+from asr.train.config import load_config
 
 
 def main() -> None:
@@ -67,8 +67,10 @@ def main() -> None:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     parameters = sum(p.numel() for p in network.parameters()) / 1e6
-    print(f"{args.config.name}: {parameters:.1f} M parameters, {len(tokenizer)} output classes, device {device}, "
-          f"{torch.get_num_threads()} torch threads")
+    print(
+        f"{args.config.name}: {parameters:.1f} M parameters, {len(tokenizer)} output classes, device {device}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     print(f"{args.steps} steps, {audio:.0f} s of audio in {seconds:.1f} s: {audio / seconds:.1f}x real time")
 
 

@@ -85,7 +85,7 @@ def run(command: list[str], first_line: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model.pt or an experiment folder")
-    parser.add_argument("--decoder-args", default="", help="extra `asr transcribe` options, e.g. \"--lm L --lexicon X\"")
+    parser.add_argument("--decoder-args", default="", help='extra `asr transcribe` options, e.g. "--lm L --lexicon X"')
     parser.add_argument("--minutes", type=float, default=20.0, help="length of the long recording")
     parser.add_argument("--compare-minutes", default="5,60", help="lengths of the memory references (comma-separated)")
     parser.add_argument("--corpus", type=Path, default=LJSPEECH, help="LJSpeech-1.1 folder")
@@ -98,38 +98,60 @@ def main() -> None:
         texts = {row[0]: row[2] for row in csv.reader(rows, delimiter="|", quoting=csv.QUOTE_NONE)}
     clips = sorted(p for p in (args.corpus / "wavs").glob("*.wav") if p.stem in texts)
     used, seconds = build_recording(clips, args.work / "long.wav", args.minutes)
-    others = {m: build_recording(clips, args.work / f"long_{m:g}min.wav", m)[1]
-              for m in (float(text) for text in args.compare_minutes.split(",") if text.strip())}
+    others = {
+        m: build_recording(clips, args.work / f"long_{m:g}min.wav", m)[1]
+        for m in (float(text) for text in args.compare_minutes.split(",") if text.strip())
+    }
 
-    transcribe = [sys.executable, "-m", "asr", "transcribe", "--model", str(args.model), *shlex.split(args.decoder_args)]
+    transcribe = [
+        sys.executable,
+        "-m",
+        "asr",
+        "transcribe",
+        "--model",
+        str(args.model),
+        *shlex.split(args.decoder_args),
+    ]
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}")
     print(f"model: {args.model}  decoder args: {args.decoder_args or '(the model stored settings)'}")
-    print(f"recording: {len(used)} LJ Speech clips ({len(set(used))} different) + pauses, "
-          f"{seconds / 60:.1f} min at 22.05 kHz\n")
+    print(
+        f"recording: {len(used)} LJ Speech clips ({len(set(used))} different) + pauses, "
+        f"{seconds / 60:.1f} min at 22.05 kHz\n"
+    )
 
     latency = [run([*transcribe, str(used[0])], first_line=True) for _ in range(args.repeats)]
     best = min(latency, key=lambda r: r["first_line"])
-    print(f"short file ({used[0].name}): first output line after {best['first_line']:.2f} s "
-          f"(fastest of {args.repeats}; wall {best['wall']:.2f} s, peak RSS {best['rss_mb']:.0f} MB)")
+    print(
+        f"short file ({used[0].name}): first output line after {best['first_line']:.2f} s "
+        f"(fastest of {args.repeats}; wall {best['wall']:.2f} s, peak RSS {best['rss_mb']:.0f} MB)"
+    )
 
     long = run([*transcribe, str(args.work / "long.wav")])
     clips_run = run([*transcribe, *map(str, used)])
-    print(f"{seconds / 60:5.1f} min recording: wall {long['wall']:6.1f} s, RTF {long['wall'] / seconds:.4f}, "
-          f"peak RSS {long['rss_mb']:.0f} MB")
-    print(f"{len(used)} clips one by one: wall {clips_run['wall']:6.1f} s, RTF {clips_run['wall'] / seconds:.4f}, "
-          f"peak RSS {clips_run['rss_mb']:.0f} MB; long recording / clips wall ratio {long['wall'] / clips_run['wall']:.2f}")
+    print(
+        f"{seconds / 60:5.1f} min recording: wall {long['wall']:6.1f} s, RTF {long['wall'] / seconds:.4f}, "
+        f"peak RSS {long['rss_mb']:.0f} MB"
+    )
+    print(
+        f"{len(used)} clips one by one: wall {clips_run['wall']:6.1f} s, RTF {clips_run['wall'] / seconds:.4f}, "
+        f"peak RSS {clips_run['rss_mb']:.0f} MB; long recording / clips wall ratio {long['wall'] / clips_run['wall']:.2f}"
+    )
     for minutes, other_seconds in others.items():
         other = run([*transcribe, str(args.work / f"long_{minutes:g}min.wav")])
-        print(f"{other_seconds / 60:5.1f} min recording: wall {other['wall']:6.1f} s, RTF {other['wall'] / other_seconds:.4f}, "
-              f"peak RSS {other['rss_mb']:.0f} MB, {other['rss_mb'] / long['rss_mb']:.2f} x the {seconds / 60:.0f} min one")
+        print(
+            f"{other_seconds / 60:5.1f} min recording: wall {other['wall']:6.1f} s, RTF {other['wall'] / other_seconds:.4f}, "
+            f"peak RSS {other['rss_mb']:.0f} MB, {other['rss_mb'] / long['rss_mb']:.2f} x the {seconds / 60:.0f} min one"
+        )
 
     per_clip = " ".join(line.split("\t", 1)[1].strip() for line in clips_run["stdout"].splitlines())
     reference = " ".join(normalize_text(texts[clip.stem]) for clip in used)
     hypothesis = long["stdout"].strip()
-    print(f"words: long recording vs the per-clip transcripts WER {100 * jiwer.wer(per_clip, hypothesis):.2f} %; "
-          f"vs the LJ Speech texts {100 * jiwer.wer(reference, hypothesis):.2f} % "
-          f"(per-clip transcripts vs the texts {100 * jiwer.wer(reference, per_clip):.2f} %)")
+    print(
+        f"words: long recording vs the per-clip transcripts WER {100 * jiwer.wer(per_clip, hypothesis):.2f} %; "
+        f"vs the LJ Speech texts {100 * jiwer.wer(reference, hypothesis):.2f} % "
+        f"(per-clip transcripts vs the texts {100 * jiwer.wer(reference, per_clip):.2f} %)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
+from asr.data.text import CharTokenizer
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.data.text import CharTokenizer
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -35,7 +35,9 @@ def untrained_model(tmp_path_factory):
     """A small packaged model with random weights: enough to exercise every code path."""
     torch.manual_seed(0)
     tokenizer = CharTokenizer()
-    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
+    network = AcousticModel(
+        len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1)
+    )
     folder = tmp_path_factory.mktemp("model")
     atomic_save(package(network, tokenizer, {"note": "untrained"}), folder / MODEL_FILENAME)
     return folder

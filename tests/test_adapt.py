@@ -9,19 +9,24 @@ import pytest
 import soundfile
 import torch
 
-from asr.speakers.adaptation import (AdaptConfig, FeatureTransform, SpeakerAdaptation, adapt_to_files, fit_transform,
-                       training_augmentation)
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import load_model
 from asr.data.dataset import SpeechDataset, Utterance, collate, write_manifest
-from asr.utils.errors import AsrError
 from asr.evaluation.evaluate import evaluate
-from asr.train.config import ExperimentConfig
+from asr.features.augment import AugmentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import ModelConfig
+from asr.model.checkpoint import load_model
+from asr.speakers.adaptation import (
+    AdaptConfig,
+    FeatureTransform,
+    SpeakerAdaptation,
+    adapt_to_files,
+    fit_transform,
+    training_augmentation,
+)
 from asr.speakers.normalization import ONE_SPEAKER
-from asr.train.config import TrainConfig
+from asr.train.config import ExperimentConfig, TrainConfig
 from asr.train.loop import train
+from asr.utils.errors import AsrError
 
 pytestmark = pytest.mark.trains  # every test here trains a model
 
@@ -57,16 +62,18 @@ def _ctc_loss(model, dataset: SpeechDataset) -> float:
     batch = collate([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
         log_probs, lengths = model.network.eval()(batch.features, batch.feature_lengths)
-        return torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
-                                            blank=model.tokenizer.blank_id).item()
+        return torch.nn.functional.ctc_loss(
+            log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths, blank=model.tokenizer.blank_id
+        ).item()
 
 
 def test_a_new_transform_is_the_identity_behind_any_speaker_normalisation(untrained_model):
     model = load_model(untrained_model)
     features = torch.randn(50, 40) * 3 - 6  # (T, F) raw log-mel scale
     shift = lambda f, speaker: f + 1.0  # noqa: E731  a stand-in speaker normalisation
-    adaptation = SpeakerAdaptation({"a": FeatureTransform(40, "full"), "b": FeatureTransform(40, "diagonal")},
-                                   model.network, base=shift)
+    adaptation = SpeakerAdaptation(
+        {"a": FeatureTransform(40, "full"), "b": FeatureTransform(40, "diagonal")}, model.network, base=shift
+    )
     for speaker in ("a", "b", "nobody", None):
         assert torch.allclose(adaptation(features, speaker), features + 1.0, atol=1e-5)
 
@@ -77,8 +84,12 @@ def test_fitting_on_the_new_microphone_undoes_what_it_changed(clips_model):
     before = _ctc_loss(model, tilted_set)
     weights = {k: v.clone() for k, v in model.network.state_dict().items()}
 
-    transform = fit_transform(model.network, SpeechDataset(tilted, model.log_mel, model.tokenizer),
-                              training_augmentation(model), AdaptConfig(epochs=60, learning_rate=0.03, batch_size=4))
+    transform = fit_transform(
+        model.network,
+        SpeechDataset(tilted, model.log_mel, model.tokenizer),
+        training_augmentation(model),
+        AdaptConfig(epochs=60, learning_rate=0.03, batch_size=4),
+    )
 
     tilted_set.speaker_normalization = SpeakerAdaptation({"new microphone": transform}, model.network)
     after = _ctc_loss(model, tilted_set)
@@ -120,9 +131,21 @@ def test_transcribe_adapt_transcribes_every_readable_file_and_names_the_bad_one(
     model, tilted, folder = clips_model
     missing = tmp_path / "missing.wav"
     run = subprocess.run(
-        [sys.executable, "-m", "asr", "transcribe", "--model", str(folder / "exp"), "--adapt", "--adapt-epochs", "2",
-         *(u.audio_filepath for u in tilted), str(missing)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            "--model",
+            str(folder / "exp"),
+            "--adapt",
+            "--adapt-epochs",
+            "2",
+            *(u.audio_filepath for u in tilted),
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 1
     assert "missing.wav" in run.stderr and "Traceback" not in run.stderr

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.speakers.adversary import UNLABELLED, SpeakerAdversary, reverse_gradient, speaker_ids
-from asr.model.checkpoint import load_model, safe_load
 from asr.data.dataset import Utterance, read_manifest, write_manifest
-from asr.utils.errors import AsrError
+from asr.model.checkpoint import load_model, safe_load
+from asr.speakers.adversary import UNLABELLED, SpeakerAdversary, reverse_gradient, speaker_ids
 from asr.train.loop import train
+from asr.utils.errors import AsrError
 from tests.test_train import CLIPS, manifest, tiny_config, train_straight_and_resumed  # noqa: F401 (manifest: four clips by four speakers, a fixture)
 
 

@@ -5,16 +5,43 @@ import math
 
 import pytest
 
-from asr.decode.arpa import SENTENCE_START, UNK, BackoffLM, interpolate, perplexity, prune, read_arpa, restrict_vocabulary, write_arpa
 from asr.cli.main import main
-from asr.utils.errors import AsrError
-from asr.decode.lm import KneserNeyLM, spell
 from asr.data.text import CharTokenizer
+from asr.decode.arpa import (
+    SENTENCE_START,
+    UNK,
+    BackoffLM,
+    interpolate,
+    perplexity,
+    prune,
+    read_arpa,
+    restrict_vocabulary,
+    write_arpa,
+)
+from asr.decode.lm import KneserNeyLM, spell
+from asr.utils.errors import AsrError
 
-DIGITS = ["zero one two three", "one two three four", "five six seven", "seven eight nine", "nine nine one",
-          "two two four six eight", "one three five seven nine", "zero zero seven", "four five six seven"]
-ANIMALS = ["the cat sat on the mat", "the dog sat", "a cat and a dog", "one cat two dogs", "the dog ran",
-           "a big dog ran to the cat", "the cat ran", "two cats sat on a dog"]
+DIGITS = [
+    "zero one two three",
+    "one two three four",
+    "five six seven",
+    "seven eight nine",
+    "nine nine one",
+    "two two four six eight",
+    "one three five seven nine",
+    "zero zero seven",
+    "four five six seven",
+]
+ANIMALS = [
+    "the cat sat on the mat",
+    "the dog sat",
+    "a cat and a dog",
+    "one cat two dogs",
+    "the dog ran",
+    "a big dog ran to the cat",
+    "the cat ran",
+    "two cats sat on a dog",
+]
 
 
 def kneser_ney(texts, order, tmp_path, name):
@@ -62,7 +89,7 @@ def test_read_and_write_round_trip(two_lms, tmp_path):
     digits, path, _, _ = two_lms
     model = read_arpa(path)
     assert model.order == 3 and model.vocabulary == set(digits.vocabulary) | {SENTENCE_START}
-    for k, table in enumerate(model.probs):
+    for table in model.probs:
         for ngram, logp in table.items():
             if ngram != (SENTENCE_START,):
                 assert logp == pytest.approx(math.log10(kn_probability(digits, ngram)), abs=1e-5), ngram
@@ -152,8 +179,10 @@ def test_restricting_the_vocabulary_drops_words_and_keeps_sums_at_one(two_lms):
 
 def test_mix_command_with_a_weight_and_tuned_on_text(two_lms, tmp_path, capsys):
     _, digits_path, _, animals_path = two_lms
-    assert main(["lm", "mix", str(digits_path), str(animals_path), "--weight", "0.3",
-                 "--out", str(tmp_path / "m.arpa")]) == 0
+    assert (
+        main(["lm", "mix", str(digits_path), str(animals_path), "--weight", "0.3", "--out", str(tmp_path / "m.arpa")])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "0.3 x" in out and "order 3" in out
     expected = interpolate(read_arpa(digits_path), read_arpa(animals_path), 0.3)
@@ -161,18 +190,48 @@ def test_mix_command_with_a_weight_and_tuned_on_text(two_lms, tmp_path, capsys):
 
     digit_text = tmp_path / "digits.txt"
     digit_text.write_text("one two three four\nseven eight nine\nfive six seven\n")
-    assert main(["lm", "mix", str(digits_path), str(animals_path), "--tune-on", str(digit_text),
-                 "--out", str(tmp_path / "tuned.arpa")]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "mix",
+                str(digits_path),
+                str(animals_path),
+                "--tune-on",
+                str(digit_text),
+                "--out",
+                str(tmp_path / "tuned.arpa"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| 0.")]
     assert len(rows) == 9  # the default grid 0.1 .. 0.9
     best = min(rows, key=lambda row: float(row.split("|")[2]))
     assert best.startswith("| 0.9 ")  # digit text: the digit LM's weight as high as the grid goes
     manifest = tmp_path / "animals.jsonl"
-    manifest.write_text('{"audio_filepath": "x.wav", "text": "The dog sat on the cat."}\n'
-                        '{"audio_filepath": "y.wav", "text": "a cat ran"}\n')
-    assert main(["lm", "mix", str(digits_path), str(animals_path), "--tune-on", str(manifest),
-                 "--weights", "0.05,0.5,0.95", "--out", str(tmp_path / "tuned.arpa")]) == 0
+    manifest.write_text(
+        '{"audio_filepath": "x.wav", "text": "The dog sat on the cat."}\n'
+        '{"audio_filepath": "y.wav", "text": "a cat ran"}\n'
+    )
+    assert (
+        main(
+            [
+                "lm",
+                "mix",
+                str(digits_path),
+                str(animals_path),
+                "--tune-on",
+                str(manifest),
+                "--weights",
+                "0.05,0.5,0.95",
+                "--out",
+                str(tmp_path / "tuned.arpa"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "0.05 x" in out.splitlines()[-1]  # animal text: the animal LM weighs most
     assert len([line for line in out.splitlines() if line.startswith("| 0.")]) == 3
@@ -182,21 +241,47 @@ def test_prune_restrict_and_lexicon_commands(tmp_path, capsys, untrained_model):
     # a word with a letter the character model has no token for
     model = KneserNeyLM([s.split() for s in [*DIGITS, "café au lait", "one café"]], 3)
     model.write_arpa(tmp_path / "lm.arpa")
-    assert main(["lm", "prune", str(tmp_path / "lm.arpa"), "--threshold", "0.01", "--out", str(tmp_path / "p.arpa")]) == 0
+    assert (
+        main(["lm", "prune", str(tmp_path / "lm.arpa"), "--threshold", "0.01", "--out", str(tmp_path / "p.arpa")]) == 0
+    )
     out = capsys.readouterr().out
     before, after = [sum(len(t) for t in read_arpa(tmp_path / n).probs) for n in ("lm.arpa", "p.arpa")]
     assert after < before and "->" in out and "kB" in out and out.count("\n") == 1
 
-    assert main(["lm", "restrict", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "r.arpa"),
-                 "--model", str(untrained_model)]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "restrict",
+                str(tmp_path / "lm.arpa"),
+                "--out",
+                str(tmp_path / "r.arpa"),
+                "--model",
+                str(untrained_model),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     restricted = read_arpa(tmp_path / "r.arpa")
     assert "café" not in restricted.vocabulary and "lait" in restricted.vocabulary
     assert "1 the model's tokens cannot spell removed (first: 'café')" in out
     assert_normalised(restricted, tolerance=1e-3)
 
-    assert main(["lm", "lexicon", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "lexicon.txt"),
-                 "--model", str(untrained_model)]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "lexicon",
+                str(tmp_path / "lm.arpa"),
+                "--out",
+                str(tmp_path / "lexicon.txt"),
+                "--model",
+                str(untrained_model),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     lines = (tmp_path / "lexicon.txt").read_text().splitlines()
     words = set(model.vocabulary) - {"</s>", UNK, "café"}
@@ -212,10 +297,14 @@ def test_lm_commands_name_the_file_they_cannot_use(tmp_path, capsys):
     binary = tmp_path / "lm.bin"
     binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\x00\x01\x02")
     for argv, message in [
-        (["lm", "prune", str(tmp_path / "missing.arpa"), "--threshold", "1", "--out", str(tmp_path / "o.arpa")],
-         "missing.arpa: no such file"),
-        (["lm", "mix", str(text), str(text), "--weight", "0.5", "--out", str(tmp_path / "o.arpa")],
-         "notes.txt: not an ARPA language model"),
+        (
+            ["lm", "prune", str(tmp_path / "missing.arpa"), "--threshold", "1", "--out", str(tmp_path / "o.arpa")],
+            "missing.arpa: no such file",
+        ),
+        (
+            ["lm", "mix", str(text), str(text), "--weight", "0.5", "--out", str(tmp_path / "o.arpa")],
+            "notes.txt: not an ARPA language model",
+        ),
         (["lm", "lexicon", str(binary), "--out", str(tmp_path / "lex.txt")], "lm.bin: not an ARPA language model"),
         (["lm", "restrict", str(tmp_path / "nope.arpa"), "--out", str(tmp_path / "o.arpa")], "nope.arpa: no such file"),
     ]:

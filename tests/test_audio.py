@@ -7,7 +7,9 @@ from asr.audio.io import load_audio
 from asr.utils.errors import AudioError
 
 
-@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+@pytest.mark.parametrize(
+    "fmt,subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")]
+)
 def test_formats_rates_and_channels(tmp_path, fsdd_clips, fmt, subtype):
     """A stereo 44.1 kHz copy in any format comes back mono at the asked rate, close to the original."""
     original = load_audio(fsdd_clips / "5_nicolas_10.wav", 8000)

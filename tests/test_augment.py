@@ -18,7 +18,7 @@ def test_padding_adds_quiet_background_at_both_ends():
     waveform = torch.cat([torch.zeros(800) + 0.001 * torch.randn(800), torch.randn(8000)])
     out = perturb_waveform(waveform, 8000, AugmentConfig(pad_seconds=0.5), random.Random(1))
     assert 8800 < out.numel() <= 8800 + 8000
-    start = (out.numel() - 8800)
+    start = out.numel() - 8800
     assert out[: max(1, start // 2)].abs().max() < 0.05  # background level, not speech
 
 

@@ -10,15 +10,15 @@ import pytest
 import soundfile
 import torch
 
-from asr.model.checkpoint import load_model, package, store_decoder_settings
-from asr.decode.ctc import DecoderConfig, build_decoder, greedy_decode, resolve_decoder_config
-from asr.utils.errors import AsrError
-from asr.features.logmel import FeatureConfig
-from asr.decode.lm import build_lm
-from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.inference.subtitles import Cue, group_words, to_srt, to_vtt
 from asr.data.text import CharTokenizer
+from asr.decode.ctc import DecoderConfig, build_decoder, greedy_decode, resolve_decoder_config
+from asr.decode.lm import build_lm
+from asr.features.logmel import FeatureConfig
+from asr.inference.subtitles import Cue, group_words, to_srt, to_vtt
 from asr.inference.transcribe import Word
+from asr.model.acoustic import AcousticModel, ModelConfig
+from asr.model.checkpoint import load_model, package, store_decoder_settings
+from asr.utils.errors import AsrError
 
 TOKENIZER = CharTokenizer()
 
@@ -51,9 +51,7 @@ def test_lexicon_beam_fixes_what_greedy_gets_wrong(tmp_path):
 
 def test_token_lm_fixes_a_misspelling_lexicon_free(tmp_path):
     # the acoustics slightly prefer "teh"; an LM over characters knows "the"
-    log_probs, lengths = emissions(
-        [{"t": 0.9}, BLANK, {"e": 0.5, "h": 0.45}, BLANK, {"h": 0.5, "e": 0.45}, BLANK]
-    )
+    log_probs, lengths = emissions([{"t": 0.9}, BLANK, {"e": 0.5, "h": 0.45}, BLANK, {"h": 0.5, "e": 0.45}, BLANK])
     assert greedy_decode(log_probs, lengths, TOKENIZER) == ["teh"]
     text = tmp_path / "text.txt"
     text.write_text("the cat\nthe dog\nthen the end\nthe\nother things\n" * 3)
@@ -69,12 +67,19 @@ def test_word_lm_chooses_between_lexicon_words(tmp_path):
     log_probs, lengths = emissions([{"r": 0.9}, BLANK, {"a": 0.5, "e": 0.45}, BLANK, {"d": 0.9}, BLANK])
     text = tmp_path / "text.txt"
     text.write_text("red\nthe red car\nred red\n")
-    built = build_lm([text], 2, tmp_path / "words.arpa", lexicon=tmp_path / "lexicon.txt",
-                     vocabulary_manifests=[_manifest(tmp_path, "rad")])
+    built = build_lm(
+        [text],
+        2,
+        tmp_path / "words.arpa",
+        lexicon=tmp_path / "lexicon.txt",
+        vocabulary_manifests=[_manifest(tmp_path, "rad")],
+    )
     plain = DecoderConfig(kind="beam", lexicon=str(built.lexicon))
     assert build_decoder(plain, TOKENIZER).decode(log_probs, lengths)[0][0].text == "rad"
     with_lm = DecoderConfig(kind="beam", lexicon=str(built.lexicon), lm=str(built.arpa), lm_weight=1.0)
-    nbest = build_decoder(with_lm.__class__(**{**with_lm.__dict__, "nbest": 2}), TOKENIZER).decode(log_probs, lengths)[0]
+    nbest = build_decoder(with_lm.__class__(**{**with_lm.__dict__, "nbest": 2}), TOKENIZER).decode(log_probs, lengths)[
+        0
+    ]
     assert [h.text for h in nbest] == ["red", "rad"] and nbest[0].score > nbest[1].score
 
 
@@ -87,7 +92,9 @@ def test_word_lm_without_lexicon_gets_one_spelled_from_its_words(tmp_path, monke
     with caplog.at_level(logging.INFO, logger="asr.decode.ctc"):
         decoder = build_decoder(DecoderConfig(kind="beam", lm=str(lm), lm_weight=1.0), TOKENIZER)
     lexicon = Path(decoder.config.lexicon)
-    assert lexicon.parent == tmp_path and lexicon.name.startswith("words.arpa.") and lexicon.name.endswith(".lexicon.txt")
+    assert (
+        lexicon.parent == tmp_path and lexicon.name.startswith("words.arpa.") and lexicon.name.endswith(".lexicon.txt")
+    )
     assert lexicon.read_text().splitlines() == ["car\tc a r |", "rad\tr a d |", "red\tr e d |", "the\tt h e |"]
     assert "is a word LM and no lexicon was given" in caplog.text and str(lexicon) in caplog.text
     assert decoder.decode(log_probs, lengths)[0][0].text == "red"
@@ -118,8 +125,9 @@ def test_what_no_lexicon_can_fix_is_refused_saying_why(tmp_path):
     with pytest.raises(AsrError, match="words.arpa: a word LM .* needs a character model"):
         build_decoder(DecoderConfig(kind="beam", lm=str(words)), bpe)
     greek = tmp_path / "greek.arpa"
-    greek.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\n-0.1\tλόγος\n\n\\end\\\n",
-                     encoding="utf-8")
+    greek.write_text(
+        "\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t</s>\n-99\t<s>\n-0.1\tλόγος\n\n\\end\\\n", encoding="utf-8"
+    )
     with pytest.raises(AsrError, match="greek.arpa: a word LM, and none of its 1 words can be spelled"):
         build_decoder(DecoderConfig(kind="beam", lm=str(greek)), TOKENIZER)
 
@@ -132,17 +140,21 @@ def test_a_word_lm_alone_decodes_real_clips_as_with_its_lexicon_file(shared_data
     `asr lm lexicon`: the same words, on real FSDD test clips with the model that ships."""
     import json
 
-    from asr.model.checkpoint import DEFAULT_MODEL
     from asr.cli.main import main
     from asr.data.dataset import Utterance, write_manifest
+    from asr.model.checkpoint import DEFAULT_MODEL
 
     clips = [shared_data / "fsdd" / "recordings" / f"{name}.wav" for name in FSDD_TEST_CLIPS]
     digits = "zero one two three four five six seven eight nine".split()
-    write_manifest(tmp_path / "clips.jsonl", [Utterance(str(c), digits[int(c.name[0])], soundfile.info(str(c)).duration,
-                                                        None, c.stem) for c in clips])
+    write_manifest(
+        tmp_path / "clips.jsonl",
+        [Utterance(str(c), digits[int(c.name[0])], soundfile.info(str(c)).duration, None, c.stem) for c in clips],
+    )
     text = tmp_path / "text.txt"  # sound-alike words beside the digits, which the LM makes less likely
-    text.write_text("one two three four five\nsix seven eight nine zero\nnine eight seven\nten\n"
-                    "the hero won a tree for the fire\nheaven ate a nun\n")
+    text.write_text(
+        "one two three four five\nsix seven eight nine zero\nnine eight seven\nten\n"
+        "the hero won a tree for the fire\nheaven ate a nun\n"
+    )
     (tmp_path / "lm").mkdir()
     lm = build_lm([text], 2, tmp_path / "lm" / "words.arpa").arpa
     assert main(["lm", "lexicon", str(lm), "--out", str(tmp_path / "lexicon.txt"), "--model", str(DEFAULT_MODEL)]) == 0
@@ -173,7 +185,9 @@ def test_settings_resolve_model_then_command_line(tmp_path):
     assert resolve_decoder_config(None, None, lm="x.arpa").kind == "beam"
     # another LM without a lexicon leaves the stored lexicon (made for the stored LM's words) behind
     assert resolve_decoder_config(stored, tmp_path, lm="other.arpa").lexicon is None
-    assert resolve_decoder_config(stored, tmp_path, lm=str(tmp_path / "lm/words.arpa")).lexicon == str(tmp_path / "lm/lexicon.txt")
+    assert resolve_decoder_config(stored, tmp_path, lm=str(tmp_path / "lm/words.arpa")).lexicon == str(
+        tmp_path / "lm/lexicon.txt"
+    )
     assert resolve_decoder_config(stored, tmp_path, lm="o.arpa", lexicon="o.txt").lexicon == "o.txt"
     with pytest.raises(AsrError, match="needs the beam decoder"):
         DecoderConfig(kind="greedy", lm="x.arpa")
@@ -204,7 +218,8 @@ def test_subtitle_cues_group_words_into_readable_lines():
 def test_transcribe_rejects_several_files_as_srt_without_a_folder(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", "a.wav", "b.wav", "--model", str(tmp_path), "--format", "srt"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "--output-dir" in result.stderr
 

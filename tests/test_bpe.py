@@ -7,19 +7,18 @@ import pytest
 import soundfile
 import torch
 
-from asr.decode.align import align_words
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
 from asr.data.dataset import Utterance, write_manifest
+from asr.data.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
+from asr.decode.align import align_words
 from asr.decode.ctc import greedy_decode
-from asr.utils.errors import AsrError
 from asr.evaluation.evaluate import evaluate
-from asr.train.config import ExperimentConfig, config_from_dict
+from asr.features.augment import AugmentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.data.text import BLANK, BpeTokenizer, CharTokenizer, TokenizerConfig, build_tokenizer, normalize_text
-from asr.train.config import TrainConfig
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
+from asr.train.config import ExperimentConfig, TrainConfig, config_from_dict
 from asr.train.loop import train
+from asr.utils.errors import AsrError
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,10 @@ def test_round_trip_on_real_transcripts(bpe, ljspeech_texts):
 
 
 def test_training_is_deterministic_and_tolerates_a_tiny_corpus(ljspeech_texts):
-    assert BpeTokenizer.train(ljspeech_texts[:500], 128).model_proto == BpeTokenizer.train(ljspeech_texts[:500], 128).model_proto
+    assert (
+        BpeTokenizer.train(ljspeech_texts[:500], 128).model_proto
+        == BpeTokenizer.train(ljspeech_texts[:500], 128).model_proto
+    )
     tiny = build_tokenizer(TokenizerConfig(kind="bpe", vocab_size=256), ["Yes, no!", "no yes"] * 5)
     assert len(tiny) < 257  # a soft limit: yes/no have few pieces
     assert tiny.decode(tiny.encode("zebra's yes")) == "zebra's yes"  # every character is a piece
@@ -95,7 +97,9 @@ def test_greedy_decode_and_alignment_join_pieces_into_words(bpe):
 
 def test_packaged_bpe_model_saves_and_loads_safely(bpe, tmp_path):
     torch.manual_seed(0)
-    network = AcousticModel(len(bpe), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
+    network = AcousticModel(
+        len(bpe), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1)
+    )
     atomic_save(package(network, bpe, {}), tmp_path / MODEL_FILENAME)
     raw = torch.load(tmp_path / MODEL_FILENAME, weights_only=True)
     assert raw["tokenizer"]["kind"] == "bpe" and raw["tokenizer"]["model"].dtype == torch.uint8
@@ -116,8 +120,11 @@ def test_tiny_bpe_training_run_decodes_real_clips(shared_data, tmp_path):
     folder = shared_data / "yesno" / "waves_yesno"
     names = sorted(p.stem for p in folder.glob("*.wav"))[:4]
     utts = [
-        Utterance(str(folder / f"{n}.wav"), " ".join("yes" if b == "1" else "no" for b in n.split("_")),
-                  soundfile.info(str(folder / f"{n}.wav")).duration)
+        Utterance(
+            str(folder / f"{n}.wav"),
+            " ".join("yes" if b == "1" else "no" for b in n.split("_")),
+            soundfile.info(str(folder / f"{n}.wav")).duration,
+        )
         for n in names
     ]
     write_manifest(tmp_path / "clips.jsonl", utts)

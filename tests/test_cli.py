@@ -17,7 +17,9 @@ from asr.utils.errors import AsrError
 
 
 def asr(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True, timeout=300, **kwargs
+    )
 
 
 def test_transcribe_reports_a_bad_file_and_keeps_the_others(untrained_model, fsdd_clips, tmp_path):
@@ -38,7 +40,9 @@ def test_transcribe_reports_a_bad_file_and_keeps_the_others(untrained_model, fsd
 
 
 def test_transcribe_json_and_single_file(untrained_model, fsdd_clips):
-    result = asr("transcribe", fsdd_clips / "3_yweweler_15.wav", "--model", untrained_model / MODEL_FILENAME, "--format", "json")
+    result = asr(
+        "transcribe", fsdd_clips / "3_yweweler_15.wav", "--model", untrained_model / MODEL_FILENAME, "--format", "json"
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["file"].endswith("3_yweweler_15.wav") and isinstance(row["text"], str)
@@ -74,15 +78,35 @@ def test_checkpoints_load_without_unpickling_code(untrained_model, tmp_path):
         load_model(hostile)
 
 
-COMMANDS = ["transcribe", "evaluate", "compare", "summarize", "prepare", "train", "average", "export", "lm",
-            "tune-lm", "download", "import-kaldi", "shard", "synth", "probe-speakers"]
+COMMANDS = [
+    "transcribe",
+    "evaluate",
+    "compare",
+    "summarize",
+    "prepare",
+    "train",
+    "average",
+    "export",
+    "lm",
+    "tune-lm",
+    "download",
+    "import-kaldi",
+    "shard",
+    "synth",
+    "probe-speakers",
+]
 
 
 def test_top_level_help_lists_the_commands_by_task():
     result = asr("--help")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert [line[:-1] for line in lines if line in ("use:", "train:", "data:", "research:")] == ["use", "train", "data", "research"]
+    assert [line[:-1] for line in lines if line in ("use:", "train:", "data:", "research:")] == [
+        "use",
+        "train",
+        "data",
+        "research",
+    ]
     listed = [line.split()[0] for line in lines if re.match(r"  [a-z]", line)]
     assert [name for name in listed if name in COMMANDS] == COMMANDS
     assert "{transcribe," not in result.stdout  # argparse's own flat list is hidden
@@ -114,13 +138,20 @@ def test_verbose_is_accepted_before_and_after_the_command():
 
 def test_short_output_and_format_flags(untrained_model, fsdd_clips, tmp_path, capsys):
     clips = [fsdd_clips / "0_george_10.wav", fsdd_clips / "7_theo_12.wav"]
-    assert main(["transcribe", *map(str, clips), "--model", str(untrained_model), "-f", "vtt",
-                 "-o", str(tmp_path / "subs")]) == 0
+    assert (
+        main(
+            ["transcribe", *map(str, clips), "--model", str(untrained_model), "-f", "vtt", "-o", str(tmp_path / "subs")]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "subs").iterdir()) == ["0_george_10.vtt", "7_theo_12.vtt"]
     assert (tmp_path / "subs" / "0_george_10.vtt").read_text().startswith("WEBVTT")
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps({"audio_filepath": str(c), "text": "zero"}) + "\n" for c in clips))
-    assert main(["evaluate", "--model", str(untrained_model), "--manifest", str(manifest), "-o", str(tmp_path / "ev")]) == 0
+    assert (
+        main(["evaluate", "--model", str(untrained_model), "--manifest", str(manifest), "-o", str(tmp_path / "ev")])
+        == 0
+    )
     assert json.loads((tmp_path / "ev" / "summary.json").read_text())["num_utterances"] == 2
 
 
@@ -139,7 +170,10 @@ def test_transcribe_a_folder(untrained_model, clip_folder, tmp_path, capsys):
     assert main(["transcribe", str(clip_folder), "--model", str(untrained_model)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(clip_folder / "a.wav"), str(clip_folder / "sub" / "b.wav")]
-    assert main(["transcribe", str(clip_folder), "--model", str(untrained_model), "-f", "srt", "-o", str(tmp_path / "o")]) == 0
+    assert (
+        main(["transcribe", str(clip_folder), "--model", str(untrained_model), "-f", "srt", "-o", str(tmp_path / "o")])
+        == 0
+    )
     assert (tmp_path / "o" / "a.srt").is_file() and (tmp_path / "o" / "sub" / "b.srt").is_file()  # the layout kept
     capsys.readouterr()
     empty = tmp_path / "empty"
@@ -167,12 +201,16 @@ def test_transcribe_files_from_a_list_or_stdin(untrained_model, clip_folder, tmp
 
 def test_transcribe_a_manifest_resolves_relative_paths(untrained_model, clip_folder, tmp_path, capsys, monkeypatch):
     manifest = clip_folder / "m.jsonl"
-    manifest.write_text('{"audio_filepath": "sub/b.wav"}\n{"audio_filepath": "a.wav", "text": "zero"}\n'
-                        '{"audio_filepath": "gone.wav"}\n')
+    manifest.write_text(
+        '{"audio_filepath": "sub/b.wav"}\n{"audio_filepath": "a.wav", "text": "zero"}\n{"audio_filepath": "gone.wav"}\n'
+    )
     monkeypatch.chdir(tmp_path)
     assert main(["transcribe", "--manifest", str(manifest), "--model", str(untrained_model), "-f", "json"]) == 1
     captured = capsys.readouterr()
-    assert [row["file"] for row in json.loads(captured.out)] == [str(clip_folder / "sub" / "b.wav"), str(clip_folder / "a.wav")]
+    assert [row["file"] for row in json.loads(captured.out)] == [
+        str(clip_folder / "sub" / "b.wav"),
+        str(clip_folder / "a.wav"),
+    ]
     assert captured.err.strip() == f"error: {clip_folder / 'gone.wav'}: no such file"
     manifest.write_text('{"audio_filepath": "a.wav"}\n["b.wav"]\n')
     assert main(["transcribe", "--manifest", str(manifest), "--model", str(untrained_model)]) == 2

@@ -70,8 +70,16 @@ def test_a_cycle_of_bases_names_its_files(tmp_path):
 
 def test_overrides_set_numbers_strings_and_lists(tmp_path):
     path = write(tmp_path / "c.toml", "[train]\nepochs = 9\n")
-    config = load_config(path, ["train.epochs=2", "train.learning_rate=5e-4", "train.schedule=linear",
-                                'train.init_from="exp/a model"', "augment.speed_factors=[0.9, 1.1]"])
+    config = load_config(
+        path,
+        [
+            "train.epochs=2",
+            "train.learning_rate=5e-4",
+            "train.schedule=linear",
+            'train.init_from="exp/a model"',
+            "augment.speed_factors=[0.9, 1.1]",
+        ],
+    )
     assert (config.train.epochs, config.train.learning_rate, config.train.schedule) == (2, 5e-4, "linear")
     assert config.train.init_from == "exp/a model" and config.augment.speed_factors == (0.9, 1.1)
     assert load_config(path, ["train.init_from=exp/model.pt"]).train.init_from == "exp/model.pt"  # unquoted
@@ -97,12 +105,34 @@ def test_train_set_reaches_the_saved_config(tmp_path, fsdd_clips):
     clips = sorted(fsdd_clips.glob("*.wav"))[:4]
     rows = [{"audio_filepath": str(clip), "text": "digit"} for clip in clips]
     manifest = write(tmp_path / "m.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
-    write(tmp_path / "base.toml", "[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\n"
-                                  "hidden_size = 16\n[train]\nepochs = 3\nbatch_size = 4\n")
+    write(
+        tmp_path / "base.toml",
+        "[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\n"
+        "hidden_size = 16\n[train]\nepochs = 3\nbatch_size = 4\n",
+    )
     config = write(tmp_path / "c.toml", 'base = "base.toml"\n[model]\nhidden_size = 8\n')
-    assert main(["train", "--config", str(config), "--train", str(manifest), "--dev", str(manifest),
-                 "--exp", str(tmp_path / "exp"), "--set", "train.epochs=1", "--set", "model.hidden_size=12",
-                 "--set", "train.schedule=constant"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--train",
+                str(manifest),
+                "--dev",
+                str(manifest),
+                "--exp",
+                str(tmp_path / "exp"),
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "model.hidden_size=12",
+                "--set",
+                "train.schedule=constant",
+            ]
+        )
+        == 0
+    )
     saved = load_config(tmp_path / "exp" / "config.toml")
     assert (saved.train.epochs, saved.model.hidden_size, saved.train.schedule) == (1, 12, "constant")
     assert saved.features.n_mels == 20 and saved.train.batch_size == 4  # from the base

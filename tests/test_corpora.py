@@ -27,7 +27,18 @@ def test_fsdd_official_split(fsdd_clips, tmp_path):
     assert counts == {"train": 500, "dev": 50, "test": 100}
     test = lines(tmp_path / "test.jsonl")
     assert all(int(row["id"].split("_")[2]) <= 4 for row in test)
-    assert {row["text"] for row in test} == {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    assert {row["text"] for row in test} == {
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    }
 
 
 def test_fsdd_leave_one_speaker_out(fsdd_clips, tmp_path):
@@ -102,7 +113,11 @@ def test_vctk_holds_out_whole_speakers(shared_data, tmp_path):
     groups = split_speakers(list(reversed(speakers)))
     assert groups == split_speakers(speakers)  # by name, not by the order given
     assert [len(groups[s]) for s in ("train", "dev", "test")] == [24, 3, 3]
-    assert not groups["train"] & groups["dev"] and not groups["train"] & groups["test"] and not groups["dev"] & groups["test"]
+    assert (
+        not groups["train"] & groups["dev"]
+        and not groups["train"] & groups["test"]
+        and not groups["dev"] & groups["test"]
+    )
     assert groups["train"] | groups["dev"] | groups["test"] == set(speakers)
     assert split_speakers(speakers[: MIN_SPEAKERS_TO_TRAIN - 1])["test"] == set(speakers[: MIN_SPEAKERS_TO_TRAIN - 1])
 
@@ -114,8 +129,10 @@ def test_vctk_holds_out_whole_speakers(shared_data, tmp_path):
         for folder, suffix in (("wav48", "wav"), ("txt", "txt")):
             (tmp_path / "src" / folder / speaker).mkdir(parents=True)
             for number in ("001", "002"):
-                shutil.copy(real / folder / "p239" / f"p239_{number}.{suffix}",
-                            tmp_path / "src" / folder / speaker / f"{speaker}_{number}.{suffix}")
+                shutil.copy(
+                    real / folder / "p239" / f"p239_{number}.{suffix}",
+                    tmp_path / "src" / folder / speaker / f"{speaker}_{number}.{suffix}",
+                )
     counts = prepare_corpus("vctk", tmp_path / "src", tmp_path / "out")
     assert counts == {"train": 48, "dev": 6, "test": 6}
     for split, names in groups.items():

@@ -80,7 +80,10 @@ def test_bucket_sampler_covers_every_utterance_once_and_bounds_padding():
     "line,message",
     [
         (b'{"audio_filepath": "a.wav", "text": "caf\xe9"}', r"line 2: not UTF-8 text \(byte 0xe9 at column 41\)"),
-        (b'{"audio_filepath": "a.wav", "text": "x", "duration": NaN}', "line 2: 'duration' must be a non-negative number of seconds, got nan"),
+        (
+            b'{"audio_filepath": "a.wav", "text": "x", "duration": NaN}',
+            "line 2: 'duration' must be a non-negative number of seconds, got nan",
+        ),
         (b'{"audio_filepath": "a.wav", "text": "x", "offset": -1}', "line 2: 'offset' must be a non-negative number"),
         (b'{"audio_filepath": "a.wav", "text": "x", "id": ["u1"]}', "line 2: 'id' must be a string"),
         (b'{"audio_filepath": "a.wav", "text": "x", "id": "u1"}', r"line 2: duplicate id 'u1' \(first on line 1\)"),
@@ -97,7 +100,9 @@ def test_strict_reading_names_bad_values_and_duplicates(tmp_path, fsdd_clips, li
 
 def test_offset_makes_a_segment(tmp_path, fsdd_clips):
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": str(fsdd_clips / "0_george_10.wav"), "text": "zero", "offset": 0.1}) + "\n")
+    manifest.write_text(
+        json.dumps({"audio_filepath": str(fsdd_clips / "0_george_10.wav"), "text": "zero", "offset": 0.1}) + "\n"
+    )
     (utt,) = read_manifest(manifest)
     info = soundfile.info(str(fsdd_clips / "0_george_10.wav"))
     assert utt.offset == 0.1 and utt.duration == pytest.approx(info.duration - 0.1)

@@ -2,9 +2,9 @@ import jiwer
 import pytest
 import torch
 
+from asr.data.text import CharTokenizer
 from asr.decode.ctc import greedy_decode
 from asr.evaluation.metrics import error_counts
-from asr.data.text import CharTokenizer
 
 
 def one_hot_log_probs(frames: list[str], tokenizer: CharTokenizer) -> torch.Tensor:
@@ -20,7 +20,10 @@ def one_hot_log_probs(frames: list[str], tokenizer: CharTokenizer) -> torch.Tens
 def test_greedy_merges_repeats_and_drops_blanks():
     tokenizer = CharTokenizer()
     frames = list("__hh_e_ll_l__oo_ ") + list("__") + list("w_o_rr__l_d")
-    rows = [one_hot_log_probs(frames, tokenizer), one_hot_log_probs(list("n_oo") + ["_"] * (len(frames) - 4), tokenizer)]
+    rows = [
+        one_hot_log_probs(frames, tokenizer),
+        one_hot_log_probs(list("n_oo") + ["_"] * (len(frames) - 4), tokenizer),
+    ]
     log_probs = torch.stack(rows)  # (2, T, V)
     texts = greedy_decode(log_probs, torch.tensor([len(frames), 4]), tokenizer)
     assert texts == ["hello world", "no"]

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from asr.model.checkpoint import safe_load
 from asr.data.dataset import DistributedBucketBatchSampler, write_manifest
+from asr.model.checkpoint import safe_load
 
 pytestmark = pytest.mark.trains  # every test here trains a model
 
@@ -59,12 +59,32 @@ def test_every_global_batch_is_split_into_disjoint_shares(replicas):
 def _train(tmp_path, name, processes):
     launcher = [sys.executable, "-m", "asr"]
     if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
-                    "-m", "asr"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(processes),
+            "-m",
+            "asr",
+        ]
     result = subprocess.run(
-        [*launcher, "train", "--config", tmp_path / "conf.toml", "--train", tmp_path / "train.jsonl",
-         "--dev", tmp_path / "dev.jsonl", "--exp", tmp_path / name],
-        capture_output=True, text=True, timeout=300,
+        [
+            *launcher,
+            "train",
+            "--config",
+            tmp_path / "conf.toml",
+            "--train",
+            tmp_path / "train.jsonl",
+            "--dev",
+            tmp_path / "dev.jsonl",
+            "--exp",
+            tmp_path / name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -126,16 +146,34 @@ def test_two_processes_stream_uneven_shards(fsdd_clips, tmp_path):
     (tmp_path / "conf.toml").write_text(CONFIG.replace("epochs = 2", "epochs = 3") + "num_workers = 1\n")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "asr"]
     result = subprocess.run(
-        [*launcher, "-v", "train", "--config", tmp_path / "conf.toml", "--train", tmp_path / "shards",
-         "--dev", tmp_path / "dev.jsonl", "--exp", tmp_path / "exp", "--seed", "2"],
-        capture_output=True, text=True, timeout=300,
+        [
+            *launcher,
+            "-v",
+            "train",
+            "--config",
+            tmp_path / "conf.toml",
+            "--train",
+            tmp_path / "shards",
+            "--dev",
+            tmp_path / "dev.jsonl",
+            "--exp",
+            tmp_path / "exp",
+            "--seed",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("3 shards for 2 processes: 1 shard(s)") == 1  # said once, by the first process
     history = json.loads((tmp_path / "exp" / "history.json").read_text())
     assert len(history) == 3 and all(r["train_loss"] == r["train_loss"] for r in history)  # finite, not NaN
-    steps = [int(line.split("step ")[1].split(",")[0]) for line in result.stderr.splitlines()
-             if "training state saved" in line]
+    steps = [
+        int(line.split("step ")[1].split(",")[0])
+        for line in result.stderr.splitlines()
+        if "training state saved" in line
+    ]
     per_epoch = [b - a for a, b in zip([0, *steps], steps)]
     # Per process, batches of at most 2 clips (a global batch of 3): a 12-clip shard gives 6, the
     # 5-clip one 3, and an epoch lasts as long as the shorter share.
@@ -152,16 +190,18 @@ def _step_protocol_worker(rank, port, out_dir):
     import os
 
     from asr.data.dataset import Batch
-    from asr.train.distributed import DistributedContext, start, stop
     from asr.features.logmel import FeatureConfig
     from asr.model.acoustic import AcousticModel, ModelConfig
+    from asr.train.distributed import DistributedContext, start, stop
     from asr.train.step import TrainStep
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     context = DistributedContext(rank=rank, world_size=2)
     start(context, "cpu")
     torch.manual_seed(0)
-    network = AcousticModel(5, FeatureConfig(n_mels=8), ModelConfig(num_layers=1, hidden_size=8, subsampling=2, dropout=0))
+    network = AcousticModel(
+        5, FeatureConfig(n_mels=8), ModelConfig(num_layers=1, hidden_size=8, subsampling=2, dropout=0)
+    )
     model = torch.nn.parallel.DistributedDataParallel(network, broadcast_buffers=False)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -183,8 +223,10 @@ def _step_protocol_worker(rank, port, out_dir):
     weights = torch.cat([p.detach().flatten() for p in network.parameters()])
     del step, model  # the DDP wrapper must not outlive the process group (see asr.train.distributed.stop)
     stop(context)
-    torch.save({"outcomes": outcomes, "unchanged": unchanged, "changed": changed, "weights": weights},
-               f"{out_dir}/rank{rank}.pt")
+    torch.save(
+        {"outcomes": outcomes, "unchanged": unchanged, "changed": changed, "weights": weights},
+        f"{out_dir}/rank{rank}.pt",
+    )
 
 
 @pytest.mark.timeout(120)  # a disagreement between the processes deadlocks them
@@ -196,8 +238,9 @@ def test_processes_agree_on_skips_idle_shares_and_the_end_of_an_epoch(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    torch.multiprocessing.start_processes(_step_protocol_worker, args=(port, str(tmp_path)), nprocs=2,
-                                          start_method="spawn")  # fork after OpenMP threads started can hang
+    torch.multiprocessing.start_processes(
+        _step_protocol_worker, args=(port, str(tmp_path)), nprocs=2, start_method="spawn"
+    )  # fork after OpenMP threads started can hang
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
     for result in results:
         assert result["outcomes"] == ["nonfinite_loss", "trained", "trained", "done"]

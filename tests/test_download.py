@@ -41,7 +41,11 @@ def test_recipe_downloads_and_prepares(served_yesno, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(
         ["bash", str(ROOT / "recipes" / "yesno" / "run.sh"), "--url", served_yesno, "--stop-stage", "1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "downloads" / "yesno" / "waves_yesno").is_dir()
@@ -50,16 +54,31 @@ def test_recipe_downloads_and_prepares(served_yesno, tmp_path):
     # a second run reuses the unpacked copy instead of downloading again
     again = subprocess.run(
         ["bash", str(ROOT / "recipes" / "yesno" / "run.sh"), "--url", served_yesno + ".gone", "--stop-stage", "1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0, again.stderr
 
 
 def test_download_failure_is_a_clear_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "download", "yesno", "--out", str(tmp_path / "y"),
-         "--url", "http://127.0.0.1:9/nothing.tar.gz"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "download",
+            "yesno",
+            "--out",
+            str(tmp_path / "y"),
+            "--url",
+            "http://127.0.0.1:9/nothing.tar.gz",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "cannot download http://127.0.0.1:9/nothing.tar.gz" in result.stderr
@@ -85,8 +104,11 @@ def _tar(path, members):
 
 def _outside(tmp_path, target):
     """Every file under ``tmp_path`` that is neither the archives nor inside ``target``."""
-    return sorted(str(p) for p in tmp_path.rglob("*")
-                  if not p.is_relative_to(target) and p.suffix not in (".tar", ".zip") and p != target)
+    return sorted(
+        str(p)
+        for p in tmp_path.rglob("*")
+        if not p.is_relative_to(target) and p.suffix not in (".tar", ".zip") and p != target
+    )
 
 
 GOOD = ({"name": "corpus/a.txt"}, b"fine")
@@ -123,10 +145,13 @@ def test_hostile_tar_members_are_refused_naming_archive_and_member(tmp_path, mem
 def test_a_link_inside_then_a_write_through_it_is_refused(tmp_path):
     """The two-step escape: a symlink to a folder outside, then a file "inside" the link."""
     (tmp_path / "victim").mkdir()
-    archive = _tar(tmp_path / "two-step.tar", [
-        ({"name": "corpus/dir", "type": tarfile.SYMTYPE, "linkname": "../../victim"}, None),
-        ({"name": "corpus/dir/planted.txt"}, b"evil"),
-    ])
+    archive = _tar(
+        tmp_path / "two-step.tar",
+        [
+            ({"name": "corpus/dir", "type": tarfile.SYMTYPE, "linkname": "../../victim"}, None),
+            ({"name": "corpus/dir/planted.txt"}, b"evil"),
+        ],
+    )
     with pytest.raises(AsrError, match=r"two-step\.tar: refused to unpack: 'corpus/dir'"):
         extract(archive, tmp_path / "out")
     assert list((tmp_path / "victim").iterdir()) == []
@@ -167,8 +192,14 @@ def test_hostile_zip_members_are_refused_before_anything_is_written(tmp_path, na
 
 
 def test_well_formed_archives_still_unpack(tmp_path):
-    tar = _tar(tmp_path / "ok.tar", [GOOD, ({"name": "corpus/sub/b.txt"}, b"also"),
-                                     ({"name": "corpus/same", "type": tarfile.SYMTYPE, "linkname": "a.txt"}, None)])
+    tar = _tar(
+        tmp_path / "ok.tar",
+        [
+            GOOD,
+            ({"name": "corpus/sub/b.txt"}, b"also"),
+            ({"name": "corpus/same", "type": tarfile.SYMTYPE, "linkname": "a.txt"}, None),
+        ],
+    )
     extract(tar, tmp_path / "t")
     assert (tmp_path / "t" / "corpus" / "sub" / "b.txt").read_bytes() == b"also"
     assert (tmp_path / "t" / "corpus" / "same").read_bytes() == b"fine"  # a link that stays inside is kept
@@ -176,15 +207,28 @@ def test_well_formed_archives_still_unpack(tmp_path):
         zipped.writestr("corpus/a.txt", b"fine")
         zipped.writestr(zipfile.ZipInfo("corpus/empty/"), b"")
     extract(tmp_path / "ok.zip", tmp_path / "z")
-    assert (tmp_path / "z" / "corpus" / "a.txt").read_bytes() == b"fine" and (tmp_path / "z" / "corpus" / "empty").is_dir()
+    assert (tmp_path / "z" / "corpus" / "a.txt").read_bytes() == b"fine" and (
+        tmp_path / "z" / "corpus" / "empty"
+    ).is_dir()
 
 
 def test_asr_download_refuses_a_hostile_archive_in_one_line(tmp_path):
     archive = _tar(tmp_path / "waves_yesno.tar", [({"name": "waves_yesno/../../../evil.txt"}, b"evil")])
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "download", "yesno", "--out", str(tmp_path / "d" / "yesno"),
-         "--url", archive.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "download",
+            "yesno",
+            "--out",
+            str(tmp_path / "d" / "yesno"),
+            "--url",
+            archive.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert "refused to unpack" in result.stderr and "waves_yesno/../../../evil.txt" in result.stderr

@@ -8,17 +8,17 @@ import sys
 import soundfile
 import torch
 
-from asr.model.checkpoint import load_model, store_decoder_settings
 from asr.data.corpora import english, ljspeech, prepare_corpus
-from asr.inference.export import export_model
 from asr.data.text import normalize_text
+from asr.inference.export import export_model
+from asr.model.checkpoint import load_model, store_decoder_settings
 
 
 def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(shared_data, tmp_path):
     counts = prepare_corpus("english", shared_data, tmp_path)
     assert {"train", "dev", "test_ljspeech", "test_an4", "test_fsdd", "test_vctk"} <= set(counts)
     assert counts["test_vctk"] == 503  # the one VCTK speaker here: an unseen-speaker test set, nothing trained on
-    rows = {s: [json.loads(l) for l in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
+    rows = {s: [json.loads(line) for line in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
     train_files = {r["audio_filepath"] for r in rows["train"]}
     for split in counts:
         if split != "train":
@@ -31,7 +31,8 @@ def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(share
 
     held_out_chapters = {r["id"].split("-")[0] for s in counts if s != "train" for r in rows[s] if r["speaker"] == "LJ"}
     chapter_sentences = {
-        normalize_text(t) for clip, t in ljspeech.read_metadata(shared_data / "ljspeech")
+        normalize_text(t)
+        for clip, t in ljspeech.read_metadata(shared_data / "ljspeech")
         if clip.split("-")[0] in held_out_chapters
     }
     trained = {normalize_text(r["text"]) for r in rows["train"]}
@@ -53,7 +54,9 @@ def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(un
     lm.parent.mkdir(exist_ok=True)
     lm.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\t<unk>\n\n\\end\\\n")
     (untrained_model / "lm" / "lexicon.txt").write_text("a a |\n")
-    store_decoder_settings(untrained_model, {"kind": "beam", "lm": str(lm), "lexicon": str(lm.parent / "lexicon.txt"), "lm_weight": 0.7})
+    store_decoder_settings(
+        untrained_model, {"kind": "beam", "lm": str(lm), "lexicon": str(lm.parent / "lexicon.txt"), "lm_weight": 0.7}
+    )
     target = export_model(untrained_model, tmp_path / "ship", half=True)
     umask = os.umask(0)
     os.umask(umask)
@@ -75,19 +78,27 @@ def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd
     # FSDD file indices 0-4 are the shipped model's test split: it never trained on these clips
     clips = sorted(fsdd_clips.glob("*_[0-4].wav"))
     assert len(clips) == 100
-    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", *map(str, clips)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", *map(str, clips)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     heard = dict(line.split("\t") for line in result.stdout.splitlines())
     correct = [c for c in clips if heard[str(c)] == normalize_text(c.name.split("_")[0])]
     assert len(correct) >= 85  # measured: 92 of 100 (recipes/english/README.md)
 
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(
-        json.dumps({"audio_filepath": str(c), "text": c.name.split("_")[0], "duration": 1.0}) + "\n" for c in clips[:20]
-    ))
-    result = subprocess.run([sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
-                            capture_output=True, text=True, timeout=300)
+    manifest.write_text(
+        "".join(
+            json.dumps({"audio_filepath": str(c), "text": c.name.split("_")[0], "duration": 1.0}) + "\n"
+            for c in clips[:20]
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["wer"] <= 0.25 and "pretrained" in summary["model"]
@@ -96,8 +107,12 @@ def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd
 
 def test_word_times_stay_inside_the_audio(fsdd_clips):
     clip = fsdd_clips / "7_theo_0.wav"
-    result = subprocess.run([sys.executable, "-m", "asr", "transcribe", str(clip), "--format", "json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", str(clip), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     duration = soundfile.info(str(clip)).duration

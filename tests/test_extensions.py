@@ -99,16 +99,24 @@ def test_a_state_written_before_extensions_resumes(manifest, tmp_path):
     train(tiny_config(epochs=1), manifest, manifest, tmp_path)
     state = safe_load(tmp_path / STATE_FILENAME)
     del state["extensions"]
-    torch.save({**state, "format": FORMAT_BEFORE_EXTENSIONS, "adversary": None, "word_cuts": {}},
-               tmp_path / STATE_FILENAME)
+    torch.save(
+        {**state, "format": FORMAT_BEFORE_EXTENSIONS, "adversary": None, "word_cuts": {}}, tmp_path / STATE_FILENAME
+    )
     assert load_state(tmp_path)["extensions"] == {}
     result = train(tiny_config(epochs=2), manifest, manifest, tmp_path, resume=True)
     assert result.epochs_run == 2
 
     adversary = {"classifier.0.weight": torch.zeros(2, 2)}
     for epoch_done, word_crop in ((False, {"word_crop": {0: [800]}}), (True, {})):  # cuts count mid-epoch only
-        torch.save({"format": FORMAT_BEFORE_EXTENSIONS, "epoch_done": epoch_done, "adversary": adversary,
-                    "word_cuts": {0: [800]}}, tmp_path / STATE_FILENAME)
+        torch.save(
+            {
+                "format": FORMAT_BEFORE_EXTENSIONS,
+                "epoch_done": epoch_done,
+                "adversary": adversary,
+                "word_cuts": {0: [800]},
+            },
+            tmp_path / STATE_FILENAME,
+        )
         extensions = load_state(tmp_path)["extensions"]
         assert set(extensions) == {"speaker_adversary", *word_crop}
         assert torch.equal(extensions["speaker_adversary"]["classifier.0.weight"], adversary["classifier.0.weight"])

@@ -14,8 +14,15 @@ def test_log_mel_matches_librosa(fsdd_clips, sample_rate, n_mels):
     waveform = load_audio(fsdd_clips / "3_theo_10.wav", sample_rate)
     ours = LogMel(config)(waveform).numpy()  # (T, F)
     reference = librosa.feature.melspectrogram(
-        y=waveform.numpy(), sr=sample_rate, n_fft=config.fft_size, hop_length=config.hop_length,
-        win_length=config.win_length, n_mels=n_mels, power=2.0, center=True, pad_mode="reflect",
+        y=waveform.numpy(),
+        sr=sample_rate,
+        n_fft=config.fft_size,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        n_mels=n_mels,
+        power=2.0,
+        center=True,
+        pad_mode="reflect",
     ).T  # (T, F)
     assert ours.shape == reference.shape
     power = np.exp(ours) - FeatureConfig().log_floor

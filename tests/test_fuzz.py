@@ -38,8 +38,17 @@ def wav_header_bytes(samples: np.ndarray, rate: int) -> bytes:
     """A 16-bit mono PCM WAV whose header states ``rate`` (any value, however absurd)."""
     data = samples.astype("<i2").tobytes()
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2 % (1 << 32), 2, 16)
-    return b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt \
-        + b"data" + struct.pack("<I", len(data)) + data
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 def write_silence(path, seconds: int, rate: int = 8000) -> None:
@@ -99,12 +108,19 @@ def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, 
     long_silence = folder / "two_hours_silence.flac"  # transcribe streams long files: an empty transcript
     broken = {name: why for name, why in broken.items() if name != long_silence.name}
     data_cut = tmp_path / "data_cut.wav"  # the header promises more samples than the file holds: readable
-    data_cut.write_bytes((fsdd_clips / "1_jackson_11.wav").read_bytes()[:44 + 1000])
+    data_cut.write_bytes((fsdd_clips / "1_jackson_11.wav").read_bytes()[: 44 + 1000])
     silence = tmp_path / "five_minutes_silence.wav"  # long, but within what is decoded in one piece
     write_silence(silence, 300)
     good = [fsdd_clips / "0_george_10.wav", data_cut, silence, fsdd_clips / "8_theo_13.wav", long_silence]
-    files = [good[0], *(folder / name for name in list(broken)[:5]), good[1], good[2],
-             *(folder / name for name in list(broken)[5:]), good[3], good[4]]
+    files = [
+        good[0],
+        *(folder / name for name in list(broken)[:5]),
+        good[1],
+        good[2],
+        *(folder / name for name in list(broken)[5:]),
+        good[3],
+        good[4],
+    ]
     result = asr("transcribe", *files, "--model", model)
     assert result.returncode == 1
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(path) for path in good]
@@ -131,7 +147,9 @@ def test_prepare_skips_broken_audio_and_transcript_lines(hostile, shared_data, t
     for path in real:
         shutil.copy(path, yesno)
     broken_names = {}
-    for n, name in enumerate(["random.wav", "header_cut.wav", "zero_bytes.wav", "no_frames.wav", "rate_1hz.wav", "rate_10mhz.wav"]):
+    for n, name in enumerate(
+        ["random.wav", "header_cut.wav", "zero_bytes.wav", "no_frames.wav", "rate_1hz.wav", "rate_10mhz.wav"]
+    ):
         target = yesno / f"1_0_1_0_1_{n >> 2 & 1}_{n >> 1 & 1}_{n & 1}.wav"  # a yesno name: 1 = yes, 0 = no
         shutil.copy(folder / name, target)
         broken_names[target.name] = broken[name]
@@ -157,8 +175,11 @@ def test_prepare_skips_broken_audio_and_transcript_lines(hostile, shared_data, t
     assert result.returncode == 0, result.stderr
     assert f"skipped {lj / 'metadata.csv'}:3: not UTF-8 text" in result.stderr
     assert f"skipped {lj / 'metadata.csv'}:5: expected 'id|raw|normalized', got 2 fields" in result.stderr
-    ids = [json.loads(line)["id"] for manifest in (tmp_path / "lj").glob("*.jsonl")
-           for line in manifest.read_text().splitlines()]
+    ids = [
+        json.loads(line)["id"]
+        for manifest in (tmp_path / "lj").glob("*.jsonl")
+        for line in manifest.read_text().splitlines()
+    ]
     assert sorted(ids) == [f"LJ001-000{n}" for n in (1, 2, 4, 6, 7, 8, 9)]
 
 
@@ -180,11 +201,17 @@ def test_train_and_evaluate_skip_bad_lines_and_files_and_keep_the_rest(hostile, 
     }
     bad_items = {  # well-formed lines whose audio or text is unusable -> what the warning says
         json.dumps({**good[0], "id": "q1", "text": "?!"}): "has no usable characters",
-        json.dumps({"audio_filepath": str(folder / "two_hours_silence.flac"), "text": "no", "id": "s1"}): "longer than a whole batch",
-        json.dumps({"audio_filepath": str(folder / "two_hours_silence.flac"), "text": "no", "id": "s2", "duration": 2.0}): "120 minutes of audio",
+        json.dumps(
+            {"audio_filepath": str(folder / "two_hours_silence.flac"), "text": "no", "id": "s1"}
+        ): "longer than a whole batch",
+        json.dumps(
+            {"audio_filepath": str(folder / "two_hours_silence.flac"), "text": "no", "id": "s2", "duration": 2.0}
+        ): "120 minutes of audio",
     }
     for name in ("random.wav", "nan.wav", "rate_1hz.wav", "no_frames.wav"):
-        bad_items[json.dumps({"audio_filepath": str(folder / name), "text": "yes no", "id": name, "duration": 1.0})] = broken[name]
+        bad_items[json.dumps({"audio_filepath": str(folder / name), "text": "yes no", "id": name, "duration": 1.0})] = (
+            broken[name]
+        )
     lines = [json.dumps(row).encode() for row in good[:3]] + list(bad_lines) + [json.dumps(good[3]).encode()]
     lines += [line.encode() for line in bad_items]
     manifest = tmp_path / "hostile.jsonl"
@@ -193,14 +220,18 @@ def test_train_and_evaluate_skip_bad_lines_and_files_and_keep_the_rest(hostile, 
     dev.write_text("".join(json.dumps(row) + "\n" for row in good))
     config = tmp_path / "tiny.toml"
     config.write_text(
-        '[features]\nsample_rate = 8000\nn_mels = 40\n[model]\nnum_layers = 1\nhidden_size = 16\n'
-        '[augment]\nfreq_masks = 0\ntime_masks = 0\ncrop_prob = 0.5\n[train]\nepochs = 2\nbatch_size = 4\nmax_batch_seconds = 20.0\n'
+        "[features]\nsample_rate = 8000\nn_mels = 40\n[model]\nnum_layers = 1\nhidden_size = 16\n"
+        "[augment]\nfreq_masks = 0\ntime_masks = 0\ncrop_prob = 0.5\n[train]\nepochs = 2\nbatch_size = 4\nmax_batch_seconds = 20.0\n"
     )
     result = asr("train", "--config", config, "--train", manifest, "--dev", dev, "--exp", tmp_path / "exp")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "exp" / MODEL_FILENAME).is_file()
-    for number, (line, message) in enumerate(bad_lines.items(), start=4):
-        assert any(f"{manifest}, line {number}: " in w and message in w for w in result.stderr.splitlines()), (number, message, result.stderr)
+    for number, (_line, message) in enumerate(bad_lines.items(), start=4):
+        assert any(f"{manifest}, line {number}: " in w and message in w for w in result.stderr.splitlines()), (
+            number,
+            message,
+            result.stderr,
+        )
     for line, message in bad_items.items():
         path = json.loads(line)["audio_filepath"]
         assert any(path in w and message in w for w in result.stderr.splitlines()), (message, result.stderr)
@@ -221,11 +252,29 @@ def test_files_of_noise_where_a_config_or_manifest_belongs(model, tmp_path):
     (tmp_path / "noise.toml").write_bytes(noise)
     (tmp_path / "noise.jsonl").write_bytes(noise)
     (tmp_path / "ok.toml").write_text("[train]\nepochs = 1\n")
-    result = asr("train", "--config", tmp_path / "noise.toml", "--train", tmp_path / "noise.jsonl",
-                 "--dev", tmp_path / "noise.jsonl", "--exp", tmp_path / "exp")
+    result = asr(
+        "train",
+        "--config",
+        tmp_path / "noise.toml",
+        "--train",
+        tmp_path / "noise.jsonl",
+        "--dev",
+        tmp_path / "noise.jsonl",
+        "--exp",
+        tmp_path / "exp",
+    )
     assert result.returncode == 2 and result.stderr.startswith(f"error: {tmp_path / 'noise.toml'}: not UTF-8 text")
-    result = asr("train", "--config", tmp_path / "ok.toml", "--train", tmp_path / "noise.jsonl",
-                 "--dev", tmp_path / "noise.jsonl", "--exp", tmp_path / "exp")
+    result = asr(
+        "train",
+        "--config",
+        tmp_path / "ok.toml",
+        "--train",
+        tmp_path / "noise.jsonl",
+        "--dev",
+        tmp_path / "noise.jsonl",
+        "--exp",
+        tmp_path / "exp",
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO: torch threads")]
     warnings, error = lines[:-1], lines[-1]

@@ -6,16 +6,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
 from asr.data.dataset import Utterance, write_manifest
-from asr.utils.errors import AsrError
-from asr.train.config import ExperimentConfig
+from asr.data.text import CharTokenizer
+from asr.features.augment import AugmentConfig
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.data.text import CharTokenizer
-from asr.train.config import TrainConfig
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, load_model, package
+from asr.train.config import ExperimentConfig, TrainConfig
 from asr.train.loop import _initialise_from, train
+from asr.utils.errors import AsrError
 
 pytestmark = pytest.mark.trains  # every test here trains a model
 
@@ -77,11 +76,31 @@ def test_training_with_init_starts_from_the_given_weights(fsdd_clips, tmp_path):
     write_manifest(tmp_path / "clips.jsonl", utts)
     manifest = str(tmp_path / "clips.jsonl")
     source = packaged(tmp_path / "source", seed=3)
-    config = ExperimentConfig(features=FEATURES, augment=AugmentConfig(freq_masks=0, time_masks=0), model=SHAPE,
-                              train=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-12, warmup_steps=1, seed=1))
+    config = ExperimentConfig(
+        features=FEATURES,
+        augment=AugmentConfig(freq_masks=0, time_masks=0),
+        model=SHAPE,
+        train=TrainConfig(epochs=1, batch_size=4, learning_rate=1e-12, warmup_steps=1, seed=1),
+    )
     (tmp_path / "conf.toml").write_text(dump_toml(config))
-    assert main(["train", "--config", str(tmp_path / "conf.toml"), "--train", manifest, "--dev", manifest,
-                 "--exp", str(tmp_path / "tuned"), "--init", str(source)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "conf.toml"),
+                "--train",
+                manifest,
+                "--dev",
+                manifest,
+                "--exp",
+                str(tmp_path / "tuned"),
+                "--init",
+                str(source),
+            ]
+        )
+        == 0
+    )
     tuned, start = load_model(tmp_path / "tuned"), load_model(source)
     assert_same_state(tuned.network.state_dict(), start.network.state_dict(), atol=1e-6)
     train(replace(config, train=replace(config.train, init_from="")), manifest, manifest, tmp_path / "fresh")

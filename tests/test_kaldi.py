@@ -14,15 +14,17 @@ import torch
 from asr.audio.io import load_audio
 from asr.data.corpora.kaldi import import_kaldi
 from asr.data.dataset import SpeechDataset, read_manifest
-from asr.utils.errors import AsrError
-from asr.features.logmel import FeatureConfig, LogMel
 from asr.data.text import CharTokenizer
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.utils.errors import AsrError
 
 RECORDINGS = ["0_0_0_0_1_1_1_1", "0_0_1_0_1_0_1_1", "1_1_1_1_0_0_1_0"]
 
 
 def asr(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 def words(recording: str) -> list[str]:
@@ -168,17 +170,27 @@ def test_sox_and_sph2pipe_lines_are_read_without_running_them(shared_data, tmp_p
         f"rec3 sox 'audio/{RECORDINGS[2]}.wav' -t wav -r 16000 -b 16 -c 1 -e signed-integer - remix 1 |\n"
         f"rec4 sph2pipe -f wav audio/rec.sph|\n"
     )
-    (data / "text").write_text("".join(f"rec{i} {' '.join(words(r))}\n"
-                                       for i, r in enumerate([*RECORDINGS, RECORDINGS[1]], start=1)))
+    (data / "text").write_text(
+        "".join(f"rec{i} {' '.join(words(r))}\n" for i, r in enumerate([*RECORDINGS, RECORDINGS[1]], start=1))
+    )
     env = {**os.environ, "PATH": f"{fake_tools}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "asr", "import-kaldi", str(data), "--out", str(tmp_path / "m.jsonl")],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "import-kaldi", str(data), "--out", str(tmp_path / "m.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "ran").exists()  # no sox, sph2pipe or shell was started
     rows = {u.id: u for u in read_manifest(tmp_path / "m.jsonl")}
     assert {k: u.audio_filepath for k, u in rows.items()} == {
-        "rec1": str((audio / f"{RECORDINGS[0]}.wav").resolve()), "rec2": str(sphere.resolve()),
-        "rec3": str(local.resolve()), "rec4": str(sphere.resolve())}
+        "rec1": str((audio / f"{RECORDINGS[0]}.wav").resolve()),
+        "rec2": str(sphere.resolve()),
+        "rec3": str(local.resolve()),
+        "rec4": str(sphere.resolve()),
+    }
     assert rows["rec1"].duration == 6.35
     whole = load_audio(audio / f"{RECORDINGS[1]}.wav", 8000)
     assert torch.equal(rows["rec2"].load(8000), whole)  # the SPHERE file read directly: the same samples
@@ -225,8 +237,11 @@ def test_a_channel_asr_cannot_select_and_shorten_sphere_are_refused(shared_data,
     data.mkdir()
     (data / "text").write_text("rec1 no\n")
     for line, message in [
-        (f"sph2pipe -f wav -p -c 1 {stereo} |", r"wav.scp:1: rec1: the command selects channel 1 of a 2-channel "
-                                                r"file, and asr reads every channel mixed to mono"),
+        (
+            f"sph2pipe -f wav -p -c 1 {stereo} |",
+            r"wav.scp:1: rec1: the command selects channel 1 of a 2-channel "
+            r"file, and asr reads every channel mixed to mono",
+        ),
         (f"sph2pipe -f wav -c 2 {wav} |", r"wav.scp:1: rec1: the command selects channel 2 of a 1-channel file"),
         (f"sox {stereo} -t wav - remix 2 |", r"selects channel 2 of a 2-channel file"),
     ]:
@@ -237,8 +252,9 @@ def test_a_channel_asr_cannot_select_and_shorten_sphere_are_refused(shared_data,
     (data / "wav.scp").write_text(f"rec1 sox {stereo} -t wav -c 1 - |\n")
     assert import_kaldi(data, tmp_path / "m.jsonl") == 1
     shorten = tmp_path / "compressed.sph"
-    shorten.write_bytes(b"NIST_1A\n   1024\nsample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n".ljust(1024)
-                        + b"\x00" * 64)
+    shorten.write_bytes(
+        b"NIST_1A\n   1024\nsample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n".ljust(1024) + b"\x00" * 64
+    )
     (data / "wav.scp").write_text(f"rec1 sph2pipe -f wav -p {shorten} |\n")
     with pytest.raises(AsrError, match=r"wav.scp:1: rec1: .*compressed.sph is shorten-compressed SPHERE"):
         import_kaldi(data, tmp_path / "m2.jsonl")

@@ -6,7 +6,19 @@ from pathlib import Path
 ASR = Path(__file__).resolve().parents[1] / "asr"
 
 # The pipeline from the bottom up: a stage may import itself and what is to its left, never to its right.
-STAGES = ["utils", "audio", "features", "data", "decode", "model", "inference", "speakers", "evaluation", "train", "cli"]
+STAGES = [
+    "utils",
+    "audio",
+    "features",
+    "data",
+    "decode",
+    "model",
+    "inference",
+    "speakers",
+    "evaluation",
+    "train",
+    "cli",
+]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -43,8 +55,11 @@ def test_stages_import_only_the_stages_below_them():
 
 
 def test_only_the_entry_point_imports_the_command_line():
-    importers = {str(p.relative_to(ASR)) for p in ASR.rglob("*.py")
-                 if p.relative_to(ASR).parts[0] != "cli" and any(stage_of(m) == "cli" for m in imported_modules(p))}
+    importers = {
+        str(p.relative_to(ASR))
+        for p in ASR.rglob("*.py")
+        if p.relative_to(ASR).parts[0] != "cli" and any(stage_of(m) == "cli" for m in imported_modules(p))
+    }
     assert importers == {"__main__.py"}
 
 

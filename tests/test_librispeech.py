@@ -18,10 +18,9 @@ import soundfile
 from asr.audio.io import load_audio
 from asr.data.corpora import prepare_corpus
 from asr.data.corpora.librispeech import download_urls
-from asr.utils.errors import AsrError
-from asr.train.config import load_config
 from asr.data.text import normalize_text
-from asr.train.config import TrainConfig
+from asr.train.config import TrainConfig, load_config
+from asr.utils.errors import AsrError
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "librispeech"
@@ -94,8 +93,20 @@ def test_cli_prepare_and_a_malformed_transcript_line(librispeech, tmp_path):
     transcript = corpus / "LibriSpeech" / "dev-clean" / "1272" / "135031" / "1272-135031.trans.txt"
     transcript.write_bytes(transcript.read_bytes() + b"1272-135031-0009\n\xff\xfe broken\n")
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "prepare", "librispeech", "--src", str(corpus / "LibriSpeech"), "--out", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "prepare",
+            "librispeech",
+            "--src",
+            str(corpus / "LibriSpeech"),
+            "--out",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path / 'data' / 'dev-clean.jsonl'}: 10 utterances" in result.stdout
@@ -140,7 +151,12 @@ def test_recipe_downloads_subsets_and_prepares(mirror, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     result = subprocess.run(
-        ["bash", str(RECIPE / "run.sh"), "--stop-stage", "1"], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        ["bash", str(RECIPE / "run.sh"), "--stop-stage", "1"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     root = work / "downloads" / "librispeech"
@@ -152,7 +168,12 @@ def test_recipe_downloads_subsets_and_prepares(mirror, tmp_path):
     for archive in (tmp_path / "site").iterdir():
         archive.unlink()
     again = subprocess.run(
-        ["bash", str(RECIPE / "run.sh"), "--stop-stage", "1"], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        ["bash", str(RECIPE / "run.sh"), "--stop-stage", "1"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0, again.stderr
 

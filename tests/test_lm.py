@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from asr.data.text import CharTokenizer, normalize_text
 from asr.decode.lm import (
     BOS,
     EOS,
@@ -19,7 +20,6 @@ from asr.decode.lm import (
     discounts_from_counts_of_counts,
     spell,
 )
-from asr.data.text import CharTokenizer, normalize_text
 
 
 def read_arpa(path):
@@ -144,7 +144,7 @@ def test_every_context_sums_to_one_in_the_arpa_file(an4_sentences, order, tmp_pa
     first = an4_sentences[0]
     contexts = [(), (BOS,), (first[0],), (BOS, first[0]), tuple(first[:3]), ("zebra", "never", "seen")]
     for context in contexts:
-        context = context[-(order - 1):] if order > 1 else ()
+        context = context[-(order - 1) :] if order > 1 else ()
         total = sum(arpa_probability(table, word, context) for word in model.vocabulary)
         assert total == pytest.approx(1.0, abs=1e-3), context
     assert arpa_probability(table, "zebra", ()) > 0  # unseen vocabulary gets the interpolated mass
@@ -188,9 +188,23 @@ def test_lm_build_command_writes_arpa_and_lexicon(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"audio_filepath": "x.wav", "text": "maybe"}\n', encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "lm", "build", "--text", str(text), "--order", "2",
-         "--out", str(tmp_path / "lm.arpa"), "--vocab-from", str(manifest)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "lm",
+            "build",
+            "--text",
+            str(text),
+            "--order",
+            "2",
+            "--out",
+            str(tmp_path / "lm.arpa"),
+            "--vocab-from",
+            str(manifest),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert arpa_vocabulary(tmp_path / "lm.arpa") == {BOS, EOS, UNK, "yes", "no", "forty", "two", "maybe"}
@@ -209,7 +223,8 @@ def test_text_that_is_not_utf8_is_a_clear_error(tmp_path):
     bad.write_bytes(b"caf\xe9\n")
     result = subprocess.run(
         [sys.executable, "-m", "asr", "lm", "build", "--text", str(bad), "--out", str(tmp_path / "x.arpa")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "bad.txt: not UTF-8" in result.stderr and "Traceback" not in result.stderr
 
@@ -217,8 +232,21 @@ def test_text_that_is_not_utf8_is_a_clear_error(tmp_path):
 def test_a_unigram_lm_is_refused_up_front(tmp_path):
     text = _write(tmp_path / "t.txt", "one two\n")
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "lm", "build", "--text", str(text), "--order", "1", "--out", str(tmp_path / "x.arpa")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "lm",
+            "build",
+            "--text",
+            str(text),
+            "--order",
+            "1",
+            "--out",
+            str(tmp_path / "x.arpa"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0 and "cannot load a unigram model" in result.stderr
     assert "Traceback" not in result.stderr and "a bug in asr" not in result.stderr

@@ -14,14 +14,14 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio.io import load_audio
-from asr.model.checkpoint import load_model
-from asr.data.corpora import prepare_corpus
-from asr.train.config import load_config
-from asr.audio.pauses import SegmenterConfig, split_at_pauses
 from asr.audio.blocks import read_blocks
-from asr.train.loop import train
+from asr.audio.io import load_audio
+from asr.audio.pauses import SegmenterConfig, split_at_pauses
+from asr.data.corpora import prepare_corpus
 from asr.inference.transcribe import transcribe_file
+from asr.model.checkpoint import load_model
+from asr.train.config import load_config
+from asr.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 LJ_CLIPS = ["LJ001-0001", "LJ001-0002", "LJ001-0003", "LJ001-0004", "LJ001-0005", "LJ001-0006", "LJ001-0007"]
@@ -82,7 +82,7 @@ def test_a_segment_without_pause_is_cut_at_its_quietest_frame_near_the_end():
     noise = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, 120 * rate).astype(np.float32))
     dips = [18.5 + 18.0 * k for k in range(6)]
     for dip in dips:
-        noise[round(dip * rate): round((dip + 0.06) * rate)] *= 0.2
+        noise[round(dip * rate) : round((dip + 0.06) * rate)] *= 0.2
     segments = list(split_at_pauses(noise.split(rate), rate, config))
     cuts = [(s.start + len(s.samples)) / rate for s in segments[:-1]]
     assert len(cuts) >= 5
@@ -125,8 +125,20 @@ def test_a_long_file_broken_midway_is_named_and_the_other_files_still_come_out(u
     soundfile.write(tmp_path / "broken.wav", broken, 8000, subtype="FLOAT")
     soundfile.write(tmp_path / "long.wav", np.tile(soundfile.read(fsdd_clips / "3_theo_10.wav")[0], 80), 8000)
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "transcribe", str(tmp_path / "broken.wav"), str(tmp_path / "long.wav"),
-         "--model", str(untrained_model)], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            str(tmp_path / "broken.wav"),
+            str(tmp_path / "long.wav"),
+            "--model",
+            str(untrained_model),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "broken.wav: the audio holds NaN or infinite samples (at 25.00 s)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -170,7 +182,9 @@ def test_a_long_recording_gives_each_clip_words_in_order_and_inside_the_clip(yes
     folder, paths, spans = yesno_recording
     per_clip = [transcribe_file(yesno_model, p).text.split() for p in paths]
     truth = [["yes" if bit == "1" else "no" for bit in p.stem.split("_")] for p in paths]
-    errors = sum(sum(a != b for a, b in zip(clip, ref)) + abs(len(clip) - len(ref)) for clip, ref in zip(per_clip, truth))
+    errors = sum(
+        sum(a != b for a, b in zip(clip, ref)) + abs(len(clip) - len(ref)) for clip, ref in zip(per_clip, truth)
+    )
     assert errors <= 4  # of 80 words: the model works
     transcript = transcribe_file(yesno_model, folder / "long_8k.wav", timestamps=True)
     assert len(transcript.segments) > 1  # the long path, not one piece
@@ -191,8 +205,10 @@ def test_stereo_48k_and_8k_versions_give_the_words_of_the_16k_original(yesno_mod
     soundfile.write(folder / "long_16k.wav", original, 16000)
     at_48k = load_audio(folder / "long_8k.wav", 48000).numpy()
     soundfile.write(folder / "long_48k_stereo.flac", np.stack([at_48k, 0.8 * at_48k], axis=1), 48000)
-    words = {name: transcribe_file(yesno_model, folder / name).text
-             for name in ("long_16k.wav", "long_48k_stereo.flac", "long_8k.wav")}
+    words = {
+        name: transcribe_file(yesno_model, folder / name).text
+        for name in ("long_16k.wav", "long_48k_stereo.flac", "long_8k.wav")
+    }
     assert len(words["long_16k.wav"].split()) >= 70
     assert words["long_48k_stereo.flac"] == words["long_16k.wav"] == words["long_8k.wav"]
 
@@ -202,8 +218,21 @@ def test_stereo_48k_and_8k_versions_give_the_words_of_the_16k_original(yesno_mod
 def test_transcribe_cli_times_words_from_the_start_of_the_file(yesno_model, yesno_recording):
     folder, _, spans = yesno_recording
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "transcribe", str(folder / "long_8k.wav"), "--model", str(yesno_model.path),
-         "--format", "json"], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            str(folder / "long_8k.wav"),
+            "--model",
+            str(yesno_model.path),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["words"][-1]["end"] > spans[-1][0]  # the last clip's words are timed from the file's start

@@ -25,8 +25,13 @@ def expected_length(frames: int, frontend: str, subsampling: int) -> int:
 @pytest.mark.parametrize("cell,bidirectional,frontend,subsampling", CASES)
 def test_output_lengths(cell, bidirectional, frontend, subsampling):
     config = ModelConfig(
-        frontend=frontend, subsampling=subsampling, cell=cell, bidirectional=bidirectional,
-        num_layers=2, hidden_size=16, conv_channels=4,
+        frontend=frontend,
+        subsampling=subsampling,
+        cell=cell,
+        bidirectional=bidirectional,
+        num_layers=2,
+        hidden_size=16,
+        conv_channels=4,
     )
     model = AcousticModel(vocab_size=29, features=FEATURES, config=config).eval()
     lengths = torch.tensor([57, 40, 13, 1])
@@ -42,7 +47,9 @@ def test_output_lengths(cell, bidirectional, frontend, subsampling):
 def test_spec_augment_only_in_training():
     from asr.features.augment import AugmentConfig
 
-    model = AcousticModel(29, FEATURES, ModelConfig(hidden_size=8, num_layers=1), AugmentConfig(freq_masks=2, time_masks=2, freq_warp=0.2))
+    model = AcousticModel(
+        29, FEATURES, ModelConfig(hidden_size=8, num_layers=1), AugmentConfig(freq_masks=2, time_masks=2, freq_warp=0.2)
+    )
     features, lengths = torch.randn(2, 50, 40), torch.tensor([50, 50])
     model.eval()
     assert torch.equal(model(features, lengths)[0], model(features, lengths)[0])
@@ -64,7 +71,9 @@ def test_output_does_not_depend_on_batch_mates(cell, frontend, subsampling):
     """An utterance decodes the same alone as padded in a batch (the backward direction
     and the front end must not read the padding)."""
     torch.manual_seed(0)
-    config = ModelConfig(cell=cell, num_layers=2, hidden_size=16, frontend=frontend, subsampling=subsampling, conv_channels=4)
+    config = ModelConfig(
+        cell=cell, num_layers=2, hidden_size=16, frontend=frontend, subsampling=subsampling, conv_channels=4
+    )
     model = AcousticModel(vocab_size=29, features=FEATURES, config=config).eval()
     short = torch.randn(1, 21, 40)
     batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 30), value=3.0), torch.randn(1, 51, 40)])

@@ -13,8 +13,9 @@ import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 
-needs_pocketsphinx = pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
-                                        reason="pocketsphinx is not importable: pip install pocketsphinx")
+needs_pocketsphinx = pytest.mark.skipif(
+    importlib.util.find_spec("pocketsphinx") is None, reason="pocketsphinx is not importable: pip install pocketsphinx"
+)
 DIGITS = "zero one two three four five six seven eight nine".split()
 CLIPS = ["0_george_0", "4_jackson_1", "7_theo_2"]
 
@@ -25,13 +26,27 @@ def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
     with manifest.open("w") as out:
         for clip in CLIPS:
             path = shared_data / "fsdd" / "recordings" / f"{clip}.wav"
-            row = {"audio_filepath": str(path), "text": DIGITS[int(clip[0])], "duration": soundfile.info(str(path)).duration,
-                   "id": clip}
+            row = {
+                "audio_filepath": str(path),
+                "text": DIGITS[int(clip[0])],
+                "duration": soundfile.info(str(path)).duration,
+                "id": clip,
+            }
             out.write(json.dumps(row) + "\n")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "peer_pocketsphinx.py"), str(manifest),
-         "--json", str(tmp_path / "results.json"), "--out", str(tmp_path / "transcripts")],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "peer_pocketsphinx.py"),
+            str(manifest),
+            "--json",
+            str(tmp_path / "results.json"),
+            "--out",
+            str(tmp_path / "transcripts"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -52,4 +67,6 @@ def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
         assert results[system]["words"] == 3 and results[system]["rtf"] > 0 and results[system]["wer"] >= 0
         rows = (tmp_path / "transcripts" / "fsdd3" / f"{system}.jsonl").read_text().splitlines()
         assert [json.loads(r)["id"] for r in rows] == CLIPS
-    assert results["asr_default"]["decoder"]["kind"] == "beam" and results["asr_greedy"]["decoder"] == {"kind": "greedy"}
+    assert results["asr_default"]["decoder"]["kind"] == "beam" and results["asr_greedy"]["decoder"] == {
+        "kind": "greedy"
+    }

@@ -104,9 +104,23 @@ def test_piped_evaluate_and_transcribe_write_lines_not_bars(untrained_model, fsd
     write_manifest(tmp_path / "m.jsonl", [Utterance(str(c), "zero", 0.5, "s", c.stem) for c in clips])
     with open(tmp_path / "stderr.txt", "w") as err:
         result = subprocess.run(
-            [sys.executable, "-m", "asr", "evaluate", "--model", str(untrained_model), "--manifest",
-             str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "eval")],
-            stdout=subprocess.PIPE, stderr=err, text=True, env=env, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "asr",
+                "evaluate",
+                "--model",
+                str(untrained_model),
+                "--manifest",
+                str(tmp_path / "m.jsonl"),
+                "--out",
+                str(tmp_path / "eval"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+            timeout=300,
         )
     log = (tmp_path / "stderr.txt").read_text()
     assert result.returncode == 0, log
@@ -119,7 +133,10 @@ def test_piped_evaluate_and_transcribe_write_lines_not_bars(untrained_model, fsd
     assert len(audio) / 8000 >= 60
     result = subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", str(tmp_path / "long.wav"), "--model", str(untrained_model)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr

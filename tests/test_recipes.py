@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from word_boundaries import energy_segments
 
 pytestmark = pytest.mark.trains  # every test here trains a model
@@ -24,7 +23,11 @@ def yesno_recipe(shared_data, tmp_path_factory):
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(
         ["bash", str(ROOT / "recipes" / "yesno" / "run.sh"), "--src", str(shared_data / "yesno")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return work, result
@@ -49,7 +52,9 @@ def test_word_timestamps_match_the_pauses_between_words(yesno_recipe, shared_dat
     clips = [json.loads(line)["audio_filepath"] for line in (work / "data/yesno/test.jsonl").read_text().splitlines()]
     result = subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", *clips, "--model", str(work / "exp/yesno"), "--format", "json"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     transcripts = json.loads(result.stdout)
@@ -79,7 +84,7 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_eve
     synth = ["--synth-speakers", "2", "--synth-engines", "espeak-ng"] if synth_speakers else ["--synth-per-digit", "0"]
     config = tmp_path / "tiny.toml"
     config.write_text(
-        '[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\nhidden_size = 16\n'
+        "[features]\nsample_rate = 8000\nn_mels = 20\n[model]\nnum_layers = 1\nhidden_size = 16\n"
         "[train]\nepochs = 1\nbatch_size = 32\n"
     )
     result = subprocess.run(
@@ -93,10 +98,14 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_eve
     real = (data / "train.jsonl").read_text().splitlines()
     combined = (data / "train_all.jsonl").read_text().splitlines()
     assert len(combined) == len(real) + 10 * synth_speakers
-    synthetic = [json.loads(line)["speaker"] for line in combined[len(real):len(real) + 10 * synth_speakers]]
+    synthetic = [json.loads(line)["speaker"] for line in combined[len(real) : len(real) + 10 * synth_speakers]]
     assert len(set(synthetic)) == synth_speakers and all(synthetic.count(s) == 10 for s in synthetic)
     assert not any('"theo' in line for line in real + combined)
-    for evaluation, decoder in (("eval_unseen", "greedy"), ("eval_unseen_beam", "beam"), ("eval_unseen_adapted", "beam")):
+    for evaluation, decoder in (
+        ("eval_unseen", "greedy"),
+        ("eval_unseen_beam", "beam"),
+        ("eval_unseen_adapted", "beam"),
+    ):
         summary = json.loads((tmp_path / "loso" / "theo" / evaluation / "summary.json").read_text())
         assert summary["num_utterances"] == 130 and summary["decoder"]["kind"] == decoder
     results = (tmp_path / "loso" / "RESULTS.md").read_text()

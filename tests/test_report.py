@@ -18,17 +18,17 @@ import pytest
 import soundfile
 import torch
 
+from asr.data.dataset import Utterance, write_manifest
 from asr.evaluation.bootstrap import paired_bootstrap, wer_interval
 from asr.evaluation.compare import compare, write_comparison
-from asr.data.dataset import Utterance, write_manifest
-from asr.utils.errors import AsrError
-from asr.evaluation.metrics import error_counts
-from asr.evaluation.report.plots import plot_training_curves
-from asr.evaluation.report.markdown import alignment_block, write_reports
-from asr.evaluation.report.html import comparison_html
 from asr.evaluation.evaluate import evaluate
-from asr.model.checkpoint import load_model
+from asr.evaluation.metrics import error_counts
+from asr.evaluation.report.html import comparison_html
+from asr.evaluation.report.markdown import alignment_block, write_reports
+from asr.evaluation.report.plots import plot_training_curves
 from asr.evaluation.scoring import ScoredUtterance, per_speaker, pooled_counts, score_utterances, wer_by_length
+from asr.model.checkpoint import load_model
+from asr.utils.errors import AsrError
 
 # (id, speaker, reference, hypothesis): 5 errors over 22 words. Pooled WER 5/22 = 22.7 %;
 # the mean of per-utterance rates, (1/6 + 1/1 + 1/10 + 0 + 2/3) / 5 = 38.7 %, is what it must not be.
@@ -62,7 +62,13 @@ def test_pooled_wer_equals_jiwer_where_averaging_would_differ():
     assert mean_of_rates == pytest.approx((1 / 6 + 1 + 1 / 10 + 0 + 2 / 3) / 5)
     assert abs(mean_of_rates - counts.wer) > 0.1
     ops = {s.key: "".join(w.op for w in s.alignment) for s in scores}
-    assert ops == {"a1": "CCCCDC", "a2": "S", "b1": "C" * 10 + "I", "b2": "CC", "c1": "SCIC"}  # jiwer places the insertion first among equal-cost alignments
+    assert ops == {
+        "a1": "CCCCDC",
+        "a2": "S",
+        "b1": "C" * 10 + "I",
+        "b2": "CC",
+        "c1": "SCIC",
+    }  # jiwer places the insertion first among equal-cost alignments
 
 
 def test_per_speaker_sums_add_up_to_the_total():
@@ -72,7 +78,9 @@ def test_per_speaker_sums_add_up_to_the_total():
     assert list(table) == ["alice", "bob", "carol"]
     for key in ("num_words", "substitutions", "deletions", "insertions", "num_utterances"):
         assert sum(row[key] for row in table.values()) == getattr(total, key), key
-    assert table["alice"]["wer"] == pytest.approx(jiwer.wer(["the cat sat on the mat", "hello"], ["the cat sat on mat", "yellow"]))
+    assert table["alice"]["wer"] == pytest.approx(
+        jiwer.wer(["the cat sat on the mat", "hello"], ["the cat sat on mat", "yellow"])
+    )
     assert table["bob"]["wer"] == pytest.approx(1 / 12)
     assert table["carol"]["cer"] == pytest.approx(jiwer.cer("yes no yes", "no no yes yes"))
     # no speaker anywhere: no table; some unlabelled: their own row
@@ -148,23 +156,46 @@ def test_alignments_are_sclite_style():
 def report_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     failed = {"/data/quiet.wav": "/data/quiet.wav: transcript '?!' has no usable characters"}
-    summary = write_reports(folder, hand_made(), failed, {"num_failed": 1, "failed": failed, "decoder": "greedy",
-                                                          "manifest": "hand.jsonl", "decode_seconds": 1.0,
-                                                          "real_time_factor": 0.01}, title="Hand-made set")
+    summary = write_reports(
+        folder,
+        hand_made(),
+        failed,
+        {
+            "num_failed": 1,
+            "failed": failed,
+            "decoder": "greedy",
+            "manifest": "hand.jsonl",
+            "decode_seconds": 1.0,
+            "real_time_factor": 0.01,
+        },
+        title="Hand-made set",
+    )
     return folder, summary
 
 
 def test_report_files_and_summary_keys(report_dir):
     folder, summary = report_dir
-    assert sorted(p.name for p in folder.iterdir()) == ["alignments.txt", "hyp.jsonl", "report.html", "report.md", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "alignments.txt",
+        "hyp.jsonl",
+        "report.html",
+        "report.md",
+        "summary.json",
+    ]
     on_disk = json.loads((folder / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
     assert on_disk["wer"] == pytest.approx(5 / 22) and on_disk["sentence_error_rate"] == pytest.approx(4 / 5)
     low, high = on_disk["wer_ci95"]
     assert low <= on_disk["wer"] <= high
-    assert on_disk["per_speaker"]["carol"] == {"wer": 2 / 3, "cer": pytest.approx(jiwer.cer("yes no yes", "no no yes yes")),
-                                               "num_words": 3, "substitutions": 1, "deletions": 0, "insertions": 1,
-                                               "num_utterances": 1}
+    assert on_disk["per_speaker"]["carol"] == {
+        "wer": 2 / 3,
+        "cer": pytest.approx(jiwer.cer("yes no yes", "no no yes yes")),
+        "num_words": 3,
+        "substitutions": 1,
+        "deletions": 0,
+        "insertions": 1,
+        "num_utterances": 1,
+    }
     markdown = (folder / "report.md").read_text()
     assert "22.73 %" in markdown and "| carol | 1 | 3 | 66.67 %" in markdown
     assert "| hello → yellow | 1 |" in markdown and "Not scored (1)" in markdown and "no usable characters" in markdown
@@ -187,7 +218,9 @@ def _browser():
 def _dump_dom(browser: str, url: str, profile) -> str:
     result = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -205,8 +238,10 @@ def test_report_html_in_a_headless_browser(report_dir, tmp_path):
     assert "2 of 5 utterances shown" in dom
     # click the "errors" header twice: most errors first
     sorted_page = tmp_path / "sorted.html"
-    click = ("<script>var h = Array.prototype.find.call(document.querySelectorAll('#utterances th'), "
-             "function (th) { return th.textContent === 'errors'; }); h.click(); h.click();</script></body>")
+    click = (
+        "<script>var h = Array.prototype.find.call(document.querySelectorAll('#utterances th'), "
+        "function (th) { return th.textContent === 'errors'; }); h.click(); h.click();</script></body>"
+    )
     sorted_page.write_text((folder / "report.html").read_text().replace("</body>", click))
     dom = _dump_dom(browser, sorted_page.as_uri(), tmp_path / "profile")
     order = re.findall(r'<tr data-tags="[^"]*" data-speaker="[^"]*"[^>]*><td>([^<]+)</td>', dom)
@@ -214,7 +249,10 @@ def test_report_html_in_a_headless_browser(report_dir, tmp_path):
 
 
 def test_training_curves_png(tmp_path):
-    history = [{"epoch": e, "train_loss": 3.0 / e, "dev_loss": 2.5 / e, "dev_wer": 1.0 / e, "seconds": 1.0} for e in range(1, 6)]
+    history = [
+        {"epoch": e, "train_loss": 3.0 / e, "dev_loss": 2.5 / e, "dev_wer": 1.0 / e, "seconds": 1.0}
+        for e in range(1, 6)
+    ]
     plot_training_curves(history, tmp_path / "curves.png")
     image = (tmp_path / "curves.png").read_bytes()
     assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 10_000
@@ -222,7 +260,9 @@ def test_training_curves_png(tmp_path):
 
 
 def _evaluation(folder, hypotheses: list[str], references: list[str]):
-    utterances = [ScoredUtterance(f"u{i}", r, h, f"s{i % 3}", 1.0) for i, (r, h) in enumerate(zip(references, hypotheses))]
+    utterances = [
+        ScoredUtterance(f"u{i}", r, h, f"s{i % 3}", 1.0) for i, (r, h) in enumerate(zip(references, hypotheses))
+    ]
     write_reports(folder, utterances, {}, {"decoder": "greedy"}, title=folder.name)
     return folder
 
@@ -276,11 +316,18 @@ def test_reference_that_normalises_to_nothing_is_reported_not_a_crash(untrained_
     assert summary["model_settings"] == {"note": "untrained"} and summary["real_time_factor"] > 0
     for name in ("report.md", "report.html"):
         assert "1_jackson_11.wav" in (tmp_path / "eval" / name).read_text()
-    assert [json.loads(line)["id"] for line in (tmp_path / "eval" / "hyp.jsonl").read_text().splitlines()] == [clips[0], clips[2]]
+    assert [json.loads(line)["id"] for line in (tmp_path / "eval" / "hyp.jsonl").read_text().splitlines()] == [
+        clips[0],
+        clips[2],
+    ]
 
     write_manifest(tmp_path / "empty.jsonl", [Utterance(str(fsdd_clips / "0_george_10.wav"), "...", 0.5)])
-    result = asr("evaluate", "--model", untrained_model, "--manifest", tmp_path / "empty.jsonl", "--out", tmp_path / "e2")
-    assert result.returncode == 2 and "no utterance could be scored" in result.stderr and "Traceback" not in result.stderr
+    result = asr(
+        "evaluate", "--model", untrained_model, "--manifest", tmp_path / "empty.jsonl", "--out", tmp_path / "e2"
+    )
+    assert (
+        result.returncode == 2 and "no utterance could be scored" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_compare_html_in_a_headless_browser(tmp_path):
@@ -298,8 +345,12 @@ def test_compare_html_in_a_headless_browser(tmp_path):
 
 
 HOSTILE = [  # (id, speaker, reference, hypothesis): markup in every field that reaches a page
-    ('<script>alert("id")</script>', "</td><script>alert(1)</script>", "yes <script>alert(2)</script> no",
-     "yes </td></tr><td>x no"),
+    (
+        '<script>alert("id")</script>',
+        "</td><script>alert(1)</script>",
+        "yes <script>alert(2)</script> no",
+        "yes </td></tr><td>x no",
+    ),
     ("u2", 'bob" onmouseover="alert(3)', "a </td> b", "a <img src=x onerror=alert(4)> b"),
     ("u3", "carol", "plain words here", "plain words there"),
 ]
@@ -321,8 +372,13 @@ def test_markup_in_utterances_is_escaped_in_report_and_compare_pages(tmp_path):
     failed = {"/data/<script>alert(5)</script>.wav": "cannot read </td> audio"}
     folder_a, folder_b = tmp_path / "<svg onload=alert(7)>", tmp_path / "B"
     utterances = [ScoredUtterance(key, ref, hyp, speaker, 1.0) for key, speaker, ref, hyp in HOSTILE]
-    write_reports(folder_a, utterances, failed, {"decoder": "greedy", "manifest": "<i>m</i>.jsonl"},
-                  title="<script>alert(6)</script>")
+    write_reports(
+        folder_a,
+        utterances,
+        failed,
+        {"decoder": "greedy", "manifest": "<i>m</i>.jsonl"},
+        title="<script>alert(6)</script>",
+    )
     html = (folder_a / "report.html").read_text()
     _assert_inert(html)
     assert "&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;" in html and "/data/&lt;script&gt;alert(5)" in html
@@ -418,23 +474,38 @@ def test_report_html_plays_each_utterance_from_a_relative_path(fsdd_clips, tmp_p
     clip: Chromium loads its metadata (the clip's length) from there."""
     browser = _browser()
     clip = fsdd_clips / "7_theo_0.wav"
-    utterances = [ScoredUtterance("7_theo_0", "seven", "seven", "theo", 0.5, str(clip)),
-                  ScoredUtterance("seg", "seven", "eleven", "theo", 0.2, str(clip), offset=0.1)]
+    utterances = [
+        ScoredUtterance("7_theo_0", "seven", "seven", "theo", 0.5, str(clip)),
+        ScoredUtterance("seg", "seven", "eleven", "theo", 0.2, str(clip), offset=0.1),
+    ]
     folder = tmp_path / "eval"
     write_reports(folder, utterances, {}, {"decoder": "greedy"}, title="players")
     html = (folder / "report.html").read_text()
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', html)
     relative = Path(os.path.relpath(clip, folder)).as_posix()
     assert sources == [relative, f"{relative}#t=0.100,0.300"]
-    probe = ("<script>var a = document.querySelector('audio'); a.preload = 'metadata';"
-             "a.addEventListener('loadedmetadata', function () { document.body.setAttribute('data-seconds', "
-             "a.duration.toFixed(2)); }); a.load();</script></body>")
+    probe = (
+        "<script>var a = document.querySelector('audio'); a.preload = 'metadata';"
+        "a.addEventListener('loadedmetadata', function () { document.body.setAttribute('data-seconds', "
+        "a.duration.toFixed(2)); }); a.load();</script></body>"
+    )
     page = folder / "probe.html"
     page.write_text(html.replace("</body>", probe))
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-         "--allow-file-access-from-files", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     seconds = soundfile.info(str(clip)).duration
     assert f'data-seconds="{seconds:.2f}"' in result.stdout, result.stderr[-2000:]
@@ -442,8 +513,9 @@ def test_report_html_plays_each_utterance_from_a_relative_path(fsdd_clips, tmp_p
 
 def test_summary_and_page_state_where_the_result_came_from(tmp_path, fsdd_clips, untrained_model):
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": str(fsdd_clips / "7_theo_0.wav"), "duration": 0.5,
-                                    "text": "seven"}) + "\n")
+    manifest.write_text(
+        json.dumps({"audio_filepath": str(fsdd_clips / "7_theo_0.wav"), "duration": 0.5, "text": "seven"}) + "\n"
+    )
     summary = evaluate(load_model(untrained_model), manifest, tmp_path / "eval")
     origin = json.loads((tmp_path / "eval" / "summary.json").read_text())["provenance"]
     assert origin == summary["provenance"]

@@ -12,16 +12,15 @@ import pytest
 import soundfile
 import torch
 
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import load_model, safe_load
 from asr.cli.main import main
 from asr.data.dataset import Utterance, write_manifest
-from asr.train.config import ExperimentConfig
+from asr.features.augment import AugmentConfig
 from asr.features.logmel import FeatureConfig
-from asr.model.acoustic import ModelConfig
-from asr.train.config import TrainConfig
-from asr.train.loop import train
 from asr.inference.transcribe import transcribe_file
+from asr.model.acoustic import ModelConfig
+from asr.model.checkpoint import load_model, safe_load
+from asr.train.config import ExperimentConfig, TrainConfig
+from asr.train.loop import train
 
 pytestmark = pytest.mark.trains  # every test here trains a model
 
@@ -74,16 +73,31 @@ def _duration(path: Path) -> float:
 
 
 def _train_command(clips: Path, exp: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "asr", "-v", "train", "--config", str(clips / "conf.toml"),
-            "--train", str(clips / "train.jsonl"), "--dev", str(clips / "dev.jsonl"), "--exp", str(exp), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "asr",
+        "-v",
+        "train",
+        "--config",
+        str(clips / "conf.toml"),
+        "--train",
+        str(clips / "train.jsonl"),
+        "--dev",
+        str(clips / "dev.jsonl"),
+        "--exp",
+        str(exp),
+        *extra,
+    ]
 
 
 def test_killed_mid_epoch_resumes_to_the_same_weights(clips, tmp_path):
     # Both runs in processes with one thread: on some CPUs (an AMD EPYC here) the kernels' sums
     # depend on the thread count, so an in-process run on two threads differs in the last bit.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    straight = subprocess.run(_train_command(clips, tmp_path / "straight"), capture_output=True, text=True,
-                              timeout=300, env=env)
+    straight = subprocess.run(
+        _train_command(clips, tmp_path / "straight"), capture_output=True, text=True, timeout=300, env=env
+    )
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     # Start the same run, and kill -9 it as soon as it reports a mid-epoch checkpoint.
@@ -101,8 +115,9 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(clips, tmp_path):
     interrupted = safe_load(tmp_path / "killed" / "last.pt")
     assert interrupted["epoch"] == 1 and not interrupted["epoch_done"] and interrupted["position"][0] > 0
 
-    resumed = subprocess.run(_train_command(clips, tmp_path / "killed", "--resume"), capture_output=True,
-                             text=True, timeout=300, env=env)
+    resumed = subprocess.run(
+        _train_command(clips, tmp_path / "killed", "--resume"), capture_output=True, text=True, timeout=300, env=env
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"in epoch 1 at batch position {interrupted['position'][0]}" in resumed.stderr
 
@@ -173,12 +188,20 @@ def test_average_last_and_best_checkpoints(clips, tmp_path, fsdd_clips, capsys):
     assert load_model(tmp_path / "best.pt").metadata["averaged_epochs"] == [r["epoch"] for r in best_two]
 
     # models of different shapes are refused with a one-line error
-    train(ExperimentConfig(
-        features=FeatureConfig(sample_rate=8000, n_mels=40),
-        model=ModelConfig(subsampling=2, num_layers=1, hidden_size=16),
-        train=TrainConfig(epochs=1, batch_size=8, seed=1)), clips / "dev.jsonl", clips / "dev.jsonl", tmp_path / "other")
+    train(
+        ExperimentConfig(
+            features=FeatureConfig(sample_rate=8000, n_mels=40),
+            model=ModelConfig(subsampling=2, num_layers=1, hidden_size=16),
+            train=TrainConfig(epochs=1, batch_size=8, seed=1),
+        ),
+        clips / "dev.jsonl",
+        clips / "dev.jsonl",
+        tmp_path / "other",
+    )
     capsys.readouterr()
-    code = main(["average", str(tmp_path / "avg.pt"), str(tmp_path / "other" / "model.pt"), "--out", str(tmp_path / "bad.pt")])
+    code = main(
+        ["average", str(tmp_path / "avg.pt"), str(tmp_path / "other" / "model.pt"), "--out", str(tmp_path / "bad.pt")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "model_config differs" in err
     assert not (tmp_path / "bad.pt").exists()

@@ -10,13 +10,13 @@ import sys
 import pytest
 import torch
 
-from asr.model.checkpoint import MODEL_FILENAME, MODEL_FORMAT, atomic_save, load_model, package
 from asr.cli.main import main
-from asr.utils.errors import AsrError
+from asr.data.text import CharTokenizer
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.data.text import CharTokenizer
+from asr.model.checkpoint import MODEL_FILENAME, MODEL_FORMAT, atomic_save, load_model, package
 from asr.train.state import STATE_FILENAME, load_state, save_state
+from asr.utils.errors import AsrError
 
 
 class Payload:
@@ -56,7 +56,9 @@ def test_transcribe_refuses_it_with_one_line_and_no_traceback(tmp_path, fsdd_cli
     malicious_file(tmp_path / MODEL_FILENAME, marker)
     result = subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", str(fsdd_clips / "0_george_10.wav"), "--model", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {tmp_path / MODEL_FILENAME}: refused to load")
@@ -76,7 +78,18 @@ def test_every_other_loading_command_refuses_it(tmp_path, fsdd_clips, capsys):
     config.write_text("[features]\nsample_rate = 8000\n[train]\nepochs = 1\n")
     commands = [
         ["evaluate", "--model", str(exp), "--manifest", str(manifest), "--out", str(tmp_path / "eval")],
-        ["train", "--config", str(config), "--train", str(manifest), "--dev", str(manifest), "--exp", str(exp), "--resume"],
+        [
+            "train",
+            "--config",
+            str(config),
+            "--train",
+            str(manifest),
+            "--dev",
+            str(manifest),
+            "--exp",
+            str(exp),
+            "--resume",
+        ],
         ["average", str(exp / MODEL_FILENAME), str(exp / MODEL_FILENAME), "--out", str(tmp_path / "avg.pt")],
     ]
     for command in commands:
@@ -101,7 +114,9 @@ def _fsync_fails(fd):
 def test_a_full_disk_while_saving_model_pt_leaves_the_previous_one_loadable(tmp_path, monkeypatch, where):
     torch.manual_seed(0)
     tokenizer = CharTokenizer()
-    network = AcousticModel(len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1))
+    network = AcousticModel(
+        len(tokenizer), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=16, num_layers=1)
+    )
     atomic_save(package(network, tokenizer, {"run": "first"}), tmp_path / MODEL_FILENAME)
     before = (tmp_path / MODEL_FILENAME).read_bytes()
     with torch.no_grad():

@@ -12,18 +12,17 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader
 
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import load_model, safe_load
 from asr.data.dataset import Utterance, write_manifest
-from asr.utils.errors import AsrError
-from asr.train.config import ExperimentConfig
-from asr.features.logmel import FeatureConfig, LogMel
-from asr.model.acoustic import ModelConfig
 from asr.data.shards import ShardStream, expand_shard_spec, iterate_samples, shard_durations, write_shards
 from asr.data.text import CharTokenizer
-from asr.train.config import TrainConfig
-from asr.train.loop import train
+from asr.features.augment import AugmentConfig
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.model.acoustic import ModelConfig
+from asr.model.checkpoint import load_model, safe_load
 from asr.train.batches import _as_is
+from asr.train.config import ExperimentConfig, TrainConfig
+from asr.train.loop import train
+from asr.utils.errors import AsrError
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
@@ -31,7 +30,9 @@ FEATURES = FeatureConfig(sample_rate=8000, n_mels=40)
 
 def utterance(path) -> Utterance:
     info = soundfile.info(str(path))
-    return Utterance(str(path), DIGITS[int(path.name[0])], info.frames / info.samplerate, path.stem.split("_")[1], path.stem)
+    return Utterance(
+        str(path), DIGITS[int(path.name[0])], info.frames / info.samplerate, path.stem.split("_")[1], path.stem
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,11 @@ def test_shards_hold_every_utterance_and_an_index(corpus):
     first = [s.key for s in iterate_samples(str(folder / "shards" / "shard-000000.tar"))]
     assert first != [u.id for u in utts[:5]]
     assert expand_shard_spec(str(folder / "shards" / "shard-{000000..000007}.tar")) == expand_shard_spec(
-        str(folder / "shards"))
+        str(folder / "shards")
+    )
     assert shard_durations(expand_shard_spec(str(folder / "shards"))) == [
-        d for shard in index["shards"] for d in shard["durations"]]
+        d for shard in index["shards"] for d in shard["durations"]
+    ]
 
 
 def test_webdataset_reads_our_shards_and_we_read_its(corpus, tmp_path):
@@ -93,8 +96,15 @@ def test_webdataset_reads_our_shards_and_we_read_its(corpus, tmp_path):
 def stream(corpus, rank=0, world_size=1, augment=None, **options) -> ShardStream:
     folder, _, _ = corpus
     settings = {"batch_size": 4, "max_batch_seconds": 30.0, "shuffle_buffer": 8, "bucket_buffer": 12, "seed": 3}
-    return ShardStream(expand_shard_spec(str(folder / "shards")), LogMel(FEATURES), CharTokenizer(), augment,
-                       rank=rank, world_size=world_size, **{**settings, **options})
+    return ShardStream(
+        expand_shard_spec(str(folder / "shards")),
+        LogMel(FEATURES),
+        CharTokenizer(),
+        augment,
+        rank=rank,
+        world_size=world_size,
+        **{**settings, **options},
+    )
 
 
 def identities(batches) -> collections.Counter:
@@ -109,9 +119,19 @@ def identities(batches) -> collections.Counter:
 
 def epoch_identities(shard_dir, rank, world_size, num_workers, epoch=1) -> collections.Counter:
     """What process ``rank`` of ``world_size`` trains on in ``epoch``, through a real DataLoader."""
-    source = ShardStream(expand_shard_spec(str(shard_dir)), LogMel(FEATURES), CharTokenizer(), None, batch_size=3,
-                         max_batch_seconds=30.0, shuffle_buffer=4, bucket_buffer=6, seed=1, rank=rank,
-                         world_size=world_size)
+    source = ShardStream(
+        expand_shard_spec(str(shard_dir)),
+        LogMel(FEATURES),
+        CharTokenizer(),
+        None,
+        batch_size=3,
+        max_batch_seconds=30.0,
+        shuffle_buffer=4,
+        bucket_buffer=6,
+        seed=1,
+        rank=rank,
+        world_size=world_size,
+    )
     source.set_epoch(epoch)
     pairs = list(DataLoader(source, batch_size=None, num_workers=num_workers, collate_fn=_as_is))
     assert {worker for worker, _ in pairs} == set(range(num_workers))  # every worker had a share
@@ -124,7 +144,9 @@ def epoch_identities(shard_dir, rank, world_size, num_workers, epoch=1) -> colle
 def test_processes_and_workers_share_an_epoch_without_duplicates(corpus, tmp_path, shard_size):
     folder, utts, _ = corpus
     write_shards(utts, tmp_path / "s", shard_size=shard_size)
-    expected = identities([batch for _, batch in stream(corpus, batch_size=40, bucket_buffer=40, max_batch_seconds=1e9)])
+    expected = identities(
+        [batch for _, batch in stream(corpus, batch_size=40, bucket_buffer=40, max_batch_seconds=1e9)]
+    )
     assert sum(expected.values()) == 40
     shares = [epoch_identities(tmp_path / "s", rank, 2, num_workers=2) for rank in range(2)]
     assert shares[0] + shares[1] == expected  # 2 processes x 2 workers: every clip exactly once
@@ -201,10 +223,15 @@ def test_damaged_shards_lose_only_what_is_damaged(corpus, tmp_path, caplog):
 def _hostile_shard(path, good_audio, member):
     """A shard with two good samples, then ``member`` (TarInfo fields), then a third good sample."""
     with tarfile.open(path, "w") as tar:
-        for fields, payload in [({"name": "good1.wav"}, good_audio), ({"name": "good1.txt"}, b"one"),
-                                ({"name": "good2.wav"}, good_audio), ({"name": "good2.txt"}, b"two"),
-                                (member, b"evil" if "type" not in member else None),
-                                ({"name": "good3.wav"}, good_audio), ({"name": "good3.txt"}, b"three")]:
+        for fields, payload in [
+            ({"name": "good1.wav"}, good_audio),
+            ({"name": "good1.txt"}, b"one"),
+            ({"name": "good2.wav"}, good_audio),
+            ({"name": "good2.txt"}, b"two"),
+            (member, b"evil" if "type" not in member else None),
+            ({"name": "good3.wav"}, good_audio),
+            ({"name": "good3.txt"}, b"three"),
+        ]:
             fields = dict(fields)
             info = tarfile.TarInfo(fields.pop("name"))
             for key, value in fields.items():
@@ -288,8 +315,16 @@ def tiny_config(epochs, **train) -> ExperimentConfig:
         features=FEATURES,
         augment=AugmentConfig(freq_masks=0, time_masks=0),
         model=ModelConfig(frontend="stack", subsampling=2, num_layers=1, hidden_size=48, dropout=0.0),
-        train=TrainConfig(epochs=epochs, batch_size=4, learning_rate=5e-3, warmup_steps=4, seed=2,
-                          shuffle_buffer=8, bucket_buffer=16, **train),
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=4,
+            learning_rate=5e-3,
+            warmup_steps=4,
+            seed=2,
+            shuffle_buffer=8,
+            bucket_buffer=16,
+            **train,
+        ),
     )
 
 
@@ -338,11 +373,21 @@ def test_shard_command_and_what_train_takes_for_shards(corpus, tmp_path, capsys)
     assert main(["shard", str(folder / "train.jsonl"), "--out", str(tmp_path / "s"), "--shard-size", "16"]) == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path / 's'}: 3 shard(s), 40 utterances")
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
-        "index.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
-    assert [is_shard_spec(spec) for spec in (
-        str(tmp_path / "s"), str(tmp_path / "s" / "shard-{000000..000002}.tar"), "https://host/shard-000000.tar",
-        "pipe:curl -s https://host/a.tar", str(folder / "train.jsonl"),
-    )] == [True, True, True, True, False]
+        "index.json",
+        "shard-000000.tar",
+        "shard-000001.tar",
+        "shard-000002.tar",
+    ]
+    assert [
+        is_shard_spec(spec)
+        for spec in (
+            str(tmp_path / "s"),
+            str(tmp_path / "s" / "shard-{000000..000002}.tar"),
+            "https://host/shard-000000.tar",
+            "pipe:curl -s https://host/a.tar",
+            str(folder / "train.jsonl"),
+        )
+    ] == [True, True, True, True, False]
     assert main(["shard", str(folder / "train.jsonl"), "--out", str(tmp_path / "t"), "--shard-size", "0"]) == 2
     assert "shard size must be positive" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

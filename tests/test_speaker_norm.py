@@ -7,12 +7,12 @@ import soundfile
 import torch
 
 from asr.data.dataset import SpeechDataset, Utterance, write_manifest
-from asr.utils.errors import AsrError
-from asr.train.config import ExperimentConfig, load_config
+from asr.data.text import CharTokenizer
 from asr.features.logmel import FeatureConfig, LogMel
 from asr.model.acoustic import AcousticModel, ModelConfig
 from asr.speakers.normalization import normalize_speakers
-from asr.data.text import CharTokenizer
+from asr.train.config import ExperimentConfig, load_config
+from asr.utils.errors import AsrError
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -62,7 +62,9 @@ def test_each_speaker_is_standardised_by_their_own_statistics_and_unlabelled_aud
         assert torch.allclose(frames.std(0, unbiased=False), torch.ones(40), atol=1e-3)
     # The gain that separated the two copies (about ln 16 = 2.8 per bin) is gone, apart from the
     # quietest bins where the log floor clips the softer copy.
-    normalised_gap = (_normalised(dataset, network, range(0, 6)) - _normalised(dataset, network, range(6, 12))).abs().mean()
+    normalised_gap = (
+        (_normalised(dataset, network, range(0, 6)) - _normalised(dataset, network, range(6, 12))).abs().mean()
+    )
     assert raw_loud_gap > 2.0 and normalised_gap < 0.05 * raw_loud_gap
     # unlabelled clips get exactly the global statistics, as `asr transcribe FILE` would
     for index in (12, 13):
@@ -73,7 +75,9 @@ def test_each_speaker_is_standardised_by_their_own_statistics_and_unlabelled_aud
 
 def test_other_normalisations_leave_the_dataset_alone(fsdd_clips):
     utterances = _utterances(sorted(fsdd_clips.glob("*_theo_*.wav"))[:2], "theo")
-    network = AcousticModel(len(CharTokenizer()), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=8))
+    network = AcousticModel(
+        len(CharTokenizer()), FeatureConfig(sample_rate=8000, n_mels=40), ModelConfig(hidden_size=8)
+    )
     dataset = SpeechDataset(utterances, LogMel(network.feature_config), CharTokenizer())
     normalize_speakers(dataset, network)
     assert dataset.speaker_normalization is None
@@ -96,8 +100,9 @@ def speaker_experiment(fsdd_clips, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("speaker_model")
     clips = sorted(fsdd_clips.glob("*_nicolas_*.wav"))[:8] + sorted(fsdd_clips.glob("*_yweweler_*.wav"))[:8]
-    utterances = [Utterance(str(p), DIGITS[int(p.name[0])], soundfile.info(str(p)).duration, p.name.split("_")[1])
-                  for p in clips]
+    utterances = [
+        Utterance(str(p), DIGITS[int(p.name[0])], soundfile.info(str(p)).duration, p.name.split("_")[1]) for p in clips
+    ]
     write_manifest(folder / "train.jsonl", utterances[2:8] + utterances[10:])
     write_manifest(folder / "dev.jsonl", utterances[:2] + utterances[8:10])
     config = _config(folder)
@@ -107,9 +112,9 @@ def speaker_experiment(fsdd_clips, tmp_path_factory):
 
 @pytest.mark.trains
 def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(speaker_experiment, tmp_path):
-    from asr.model.checkpoint import load_model
-    from asr.evaluation.evaluate import evaluate
     from asr.data.shards import write_shards
+    from asr.evaluation.evaluate import evaluate
+    from asr.model.checkpoint import load_model
     from asr.train.loop import train
 
     folder, config, utterances = speaker_experiment
@@ -125,12 +130,13 @@ def test_training_with_speaker_normalisation_packages_it_and_shards_are_refused(
 
 
 @pytest.mark.trains
-def test_transcribe_same_speaker_pools_the_statistics_of_every_readable_file(speaker_experiment, untrained_model,
-                                                                             tmp_path, capsys):
+def test_transcribe_same_speaker_pools_the_statistics_of_every_readable_file(
+    speaker_experiment, untrained_model, tmp_path, capsys
+):
     from asr.audio.io import load_audio
-    from asr.model.checkpoint import load_model
     from asr.cli.main import main
     from asr.features.logmel import RunningStatistics
+    from asr.model.checkpoint import load_model
     from asr.speakers.normalization import ONE_SPEAKER, one_speaker_normalization
 
     folder, _, utterances = speaker_experiment

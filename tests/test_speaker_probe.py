@@ -5,11 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from asr.model.checkpoint import load_model
 from asr.cli.main import main
 from asr.data.dataset import Utterance, write_manifest
-from asr.utils.errors import AsrError
+from asr.model.checkpoint import load_model
 from asr.speakers.probe import ProbeConfig, probe_speakers, untrained_copy
+from asr.utils.errors import AsrError
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
 SPEAKERS = ("george", "jackson", "theo")
@@ -19,11 +19,17 @@ FAST = ProbeConfig(steps=300, batch_frames=256)
 @pytest.fixture(scope="module")
 def utterances(fsdd_clips) -> list[Utterance]:
     """32 clips of each of three demo speakers."""
-    return [Utterance(str(fsdd_clips / f"{digit}_{speaker}_{take}.wav"), DIGITS[digit], 0.5, speaker)
-            for speaker in SPEAKERS for digit in range(len(DIGITS)) for take in (0, 1, 10, 11)]
+    return [
+        Utterance(str(fsdd_clips / f"{digit}_{speaker}_{take}.wav"), DIGITS[digit], 0.5, speaker)
+        for speaker in SPEAKERS
+        for digit in range(len(DIGITS))
+        for take in (0, 1, 10, 11)
+    ]
 
 
-def test_an_untrained_network_s_outputs_name_the_speakers_well_above_the_majority(untrained_model, utterances, tmp_path):
+def test_an_untrained_network_s_outputs_name_the_speakers_well_above_the_majority(
+    untrained_model, utterances, tmp_path
+):
     model = load_model(untrained_model)
     missing = Utterance(str(tmp_path / "gone.wav"), "zero", 0.5, "theo")
     generator_state = torch.get_rng_state()
@@ -52,8 +58,15 @@ def test_one_speaker_is_refused(untrained_model, utterances):
 
 def test_cli_prints_the_accuracies_and_names_a_bad_option(untrained_model, utterances, tmp_path, capsys):
     write_manifest(tmp_path / "probe.jsonl", utterances)
-    args = ["probe-speakers", "--model", str(untrained_model), "--manifest", str(tmp_path / "probe.jsonl"),
-            "--steps", "200"]
+    args = [
+        "probe-speakers",
+        "--model",
+        str(untrained_model),
+        "--manifest",
+        str(tmp_path / "probe.jsonl"),
+        "--steps",
+        "200",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "3 speakers" in out and "frame accuracy" in out and "commonest speaker" in out

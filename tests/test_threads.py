@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.utils import threads
-from asr.model.checkpoint import MODEL_FILENAME
 from asr.cli.main import main
 from asr.data.dataset import Utterance, write_manifest
+from asr.model.checkpoint import MODEL_FILENAME
+from asr.utils import threads
 from asr.utils.threads import cgroup_cpu_quota, choose_threads, other_runnable, usable_cores
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "fsdd" / "demo.toml"
@@ -94,8 +94,22 @@ def test_threads_option_reaches_torch_in_transcribe_evaluate_and_train(
 
     torch.set_num_threads(1)
     write_manifest(tmp_path / "m.jsonl", [Utterance(str(clip), "zero", 0.5, "george", "a")])
-    assert main(["evaluate", "--model", str(untrained_model), "--manifest", str(tmp_path / "m.jsonl"),
-                 "--out", str(tmp_path / "eval"), "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(untrained_model),
+                "--manifest",
+                str(tmp_path / "m.jsonl"),
+                "--out",
+                str(tmp_path / "eval"),
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert torch.get_num_threads() == 2
 
     import asr.train.loop
@@ -108,8 +122,24 @@ def test_threads_option_reaches_torch_in_transcribe_evaluate_and_train(
 
     monkeypatch.setattr(asr.train.loop, "train", no_training)
     torch.set_num_threads(1)
-    assert main(["train", "--config", str(DEMO_CONFIG), "--train", "t.jsonl", "--dev", "d.jsonl",
-                 "--exp", str(tmp_path / "exp"), "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(DEMO_CONFIG),
+                "--train",
+                "t.jsonl",
+                "--dev",
+                "d.jsonl",
+                "--exp",
+                str(tmp_path / "exp"),
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert seen["threads"] == 2
 
     with pytest.raises(SystemExit):  # argparse refuses it

@@ -5,17 +5,16 @@ import json
 import pytest
 import torch
 
-from asr.features.augment import AugmentConfig
-from asr.model.checkpoint import load_model, safe_load
 from asr.data.dataset import SpeechDataset, Utterance, write_manifest
 from asr.evaluation.evaluate import evaluate
-from asr.train.config import ExperimentConfig
+from asr.features.augment import AugmentConfig
 from asr.features.logmel import FeatureConfig
+from asr.inference.transcribe import transcribe_file
 from asr.model.acoustic import ModelConfig
-from asr.train.config import TrainConfig
+from asr.model.checkpoint import load_model, safe_load
+from asr.train.config import ExperimentConfig, TrainConfig
 from asr.train.loop import cpu_runs_bf16_recurrence, train
 from asr.train.word_crop import align_word_cuts
-from asr.inference.transcribe import transcribe_file
 
 CLIPS = {"0_george_10": "zero", "1_jackson_11": "one", "6_nicolas_12": "six", "8_theo_13": "eight"}
 
@@ -32,7 +31,9 @@ def tiny_config(epochs: int) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def manifest(fsdd_clips, tmp_path_factory):
     folder = tmp_path_factory.mktemp("overfit")
-    utts = [Utterance(str(fsdd_clips / f"{name}.wav"), text, 0.5, name.split("_")[1], name) for name, text in CLIPS.items()]
+    utts = [
+        Utterance(str(fsdd_clips / f"{name}.wav"), text, 0.5, name.split("_")[1], name) for name, text in CLIPS.items()
+    ]
     write_manifest(folder / "clips.jsonl", utts)
     return folder / "clips.jsonl"
 
@@ -83,7 +84,9 @@ def test_bf16_autocast_trains_on_cpu_close_to_fp32(manifest, tmp_path):
     full = tiny_config(epochs=3)
     half = replace(full, train=replace(full.train, precision="bf16"))
     with pytest.raises(AsrError, match="fp16 needs a CUDA device"):
-        train(replace(full, train=replace(full.train, precision="fp16", device="cpu")), manifest, manifest, tmp_path / "x")
+        train(
+            replace(full, train=replace(full.train, precision="fp16", device="cpu")), manifest, manifest, tmp_path / "x"
+        )
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
         TrainConfig(precision="fp8")
     if not cpu_runs_bf16_recurrence():  # e.g. AMD EPYC without AVX-512: a clear refusal, not oneDNN's

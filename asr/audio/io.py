@@ -20,10 +20,27 @@ MAX_SECONDS = 3600.0  # longest audio decoded in one piece: an hour is already G
 # file name endings of the formats soundfile (libsndfile) reads, by its format names; headerless RAW
 # and Matlab files are left out: their names say nothing about holding audio
 FORMAT_SUFFIXES = {
-    "WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg .oga .opus", "MP3": ".mp3",
-    "AIFF": ".aiff .aif .aifc", "AU": ".au .snd", "CAF": ".caf", "W64": ".w64", "RF64": ".rf64",
-    "NIST": ".sph .nist", "VOC": ".voc", "IRCAM": ".sf", "HTK": ".htk", "PAF": ".paf", "PVF": ".pvf",
-    "SD2": ".sd2", "AVR": ".avr", "SVX": ".svx .8svx", "WVE": ".wve", "XI": ".xi",
+    "WAV": ".wav",
+    "WAVEX": ".wav",
+    "FLAC": ".flac",
+    "OGG": ".ogg .oga .opus",
+    "MP3": ".mp3",
+    "AIFF": ".aiff .aif .aifc",
+    "AU": ".au .snd",
+    "CAF": ".caf",
+    "W64": ".w64",
+    "RF64": ".rf64",
+    "NIST": ".sph .nist",
+    "VOC": ".voc",
+    "IRCAM": ".sf",
+    "HTK": ".htk",
+    "PAF": ".paf",
+    "PVF": ".pvf",
+    "SD2": ".sd2",
+    "AVR": ".avr",
+    "SVX": ".svx .8svx",
+    "WVE": ".wve",
+    "XI": ".xi",
 }
 
 _READ_ERRORS = (soundfile.LibsndfileError, soundfile.SoundFileError, RuntimeError, ValueError, TypeError, OSError)

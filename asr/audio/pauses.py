@@ -11,8 +11,8 @@ block of audio, so a recording of any length is cut in bounded memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import torch
 
@@ -62,8 +62,9 @@ def quiet_frames(energies: torch.Tensor, config: SegmenterConfig) -> torch.Tenso
 
 def pauses(quiet: torch.Tensor, min_frames: int) -> list[tuple[int, int]]:
     """Runs of at least ``min_frames`` consecutive quiet frames, as ``(first, end)`` frame indices."""
-    edges = torch.diff(quiet.to(torch.int8), prepend=torch.tensor([0], dtype=torch.int8),
-                       append=torch.tensor([0], dtype=torch.int8))
+    edges = torch.diff(
+        quiet.to(torch.int8), prepend=torch.tensor([0], dtype=torch.int8), append=torch.tensor([0], dtype=torch.int8)
+    )
     starts = (edges == 1).nonzero().flatten().tolist()
     ends = (edges == -1).nonzero().flatten().tolist()
     return [(s, e) for s, e in zip(starts, ends) if e - s >= min_frames]

@@ -72,27 +72,42 @@ def register(sub) -> None:
 
 def _register_download(sub) -> None:
     p = add_command(
-        sub, "download", "download and unpack a corpus",
+        sub,
+        "download",
+        "download and unpack a corpus",
         "Fetch a corpus archive from its public address (or --url) and unpack it; prints the corpus root.",
-        examples("asr download yesno --out corpora",
-                 "asr download librispeech --out corpora --subset dev-clean --subset test-clean"))
+        examples(
+            "asr download yesno --out corpora",
+            "asr download librispeech --out corpora --subset dev-clean --subset test-clean",
+        ),
+    )
     p.add_argument("corpus", choices=["yesno", "fsdd", "an4", "ljspeech", "librispeech"], help="which corpus")
     p.add_argument("--out", required=True, help="folder to unpack into")
     p.add_argument("--url", help="archive address to use instead of the corpus' public one")
-    p.add_argument("--subset", action="append", metavar="NAME",
-                   help="librispeech: a subset to fetch, e.g. dev-clean (repeatable; default: dev-clean, "
-                        "test-clean, train-clean-100)")
-    p.add_argument("--mirror", metavar="URL",
-                   help="librispeech: address holding <subset>.tar.gz (default: https://www.openslr.org/resources/12)")
+    p.add_argument(
+        "--subset",
+        action="append",
+        metavar="NAME",
+        help="librispeech: a subset to fetch, e.g. dev-clean (repeatable; default: dev-clean, "
+        "test-clean, train-clean-100)",
+    )
+    p.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="librispeech: address holding <subset>.tar.gz (default: https://www.openslr.org/resources/12)",
+    )
     p.set_defaults(func=_cmd_download)
 
 
 def _register_import_kaldi(sub) -> None:
     p = add_command(
-        sub, "import-kaldi", "turn a Kaldi data directory into a manifest",
+        sub,
+        "import-kaldi",
+        "turn a Kaldi data directory into a manifest",
         "Read wav.scp (paths, or sph2pipe/sox decoding pipes: parsed, never run), text, utt2spk and segments "
         "of a Kaldi data directory and write a JSON-lines manifest (segments become offset/duration).",
-        examples("asr import-kaldi kaldi/data/train --out data/train.jsonl"))
+        examples("asr import-kaldi kaldi/data/train --out data/train.jsonl"),
+    )
     p.add_argument("data_dir", metavar="DIR", help="Kaldi data directory")
     p.add_argument("--out", required=True, help="manifest to write (JSON lines)")
     p.set_defaults(func=_cmd_import_kaldi)
@@ -100,11 +115,13 @@ def _register_import_kaldi(sub) -> None:
 
 def _register_shard(sub) -> None:
     p = add_command(
-        sub, "shard", "write a manifest as WebDataset tar shards",
+        sub,
+        "shard",
+        "write a manifest as WebDataset tar shards",
         "Write a manifest's audio and transcripts as WebDataset-format tar shards (KEY.flac/.wav + KEY.json) "
         "and DIR/index.json, for streamed training.",
-        examples("asr shard data/train.jsonl --out shards/train",
-                 "asr train --train shards/train ..."))
+        examples("asr shard data/train.jsonl --out shards/train", "asr train --train shards/train ..."),
+    )
     p.add_argument("manifest", help="manifest to shard (JSON lines)")
     p.add_argument("--out", required=True, help="folder for shard-NNNNNN.tar and index.json")
     p.add_argument("--shard-size", type=int, default=1000, metavar="N", help="utterances per shard")
@@ -115,29 +132,51 @@ def _register_shard(sub) -> None:
 
 def _register_synth(sub) -> None:
     p = add_command(
-        sub, "synth", "synthesize training speech with espeak-ng, mbrola, flite, festival and piper",
+        sub,
+        "synth",
+        "synthesize training speech with espeak-ng, mbrola, flite, festival and piper",
         "Read sentences aloud with many synthetic voices (voice, speaking rate and pitch drawn per sentence, "
         "or per speaker with --speakers) and write a manifest of the clips. Clips are cached under OUT by a "
         "hash of text and voice: a second run only makes what is missing. Needs the Debian packages "
         "espeak-ng, flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts for the engines "
         "asked for; mbrola needs mbrola and its mbrola-* voices (components contrib and non-free; the "
         "voices' licence forbids commercial use); piper needs the tts extra (pip install 'asr[tts]').",
-        examples("asr synth --text data/english/synth_ljspeech.txt --max-texts 2000 --out data/english/synth",
-                 "asr synth --text digits.txt --speakers 20 --engines espeak-ng,flite --out synth/digits"))
+        examples(
+            "asr synth --text data/english/synth_ljspeech.txt --max-texts 2000 --out data/english/synth",
+            "asr synth --text digits.txt --speakers 20 --engines espeak-ng,flite --out synth/digits",
+        ),
+    )
     p.add_argument("--text", required=True, nargs="+", metavar="FILE", help="text files, one sentence per line")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files")
     p.add_argument("--manifest", metavar="FILE", help="manifest to write (default: OUT/manifest.jsonl)")
-    p.add_argument("--engines", default="espeak-ng,flite,festival",
-                   help="comma-separated engines (espeak-ng, mbrola, flite, festival, piper), taking turns sentence "
-                        "by sentence, or speaker by speaker")
+    p.add_argument(
+        "--engines",
+        default="espeak-ng,flite,festival",
+        help="comma-separated engines (espeak-ng, mbrola, flite, festival, piper), taking turns sentence "
+        "by sentence, or speaker by speaker",
+    )
     voices = p.add_mutually_exclusive_group()
-    voices.add_argument("--per-text", type=int, default=1, metavar="N",
-                        help="voices reading each sentence, drawn anew for every sentence")
-    voices.add_argument("--speakers", type=int, metavar="N",
-                        help="N voices that each read every sentence, so that each synthetic speaker has as "
-                             "much audio as a real one (for normalization = \"speaker\")")
+    voices.add_argument(
+        "--per-text",
+        type=int,
+        default=1,
+        metavar="N",
+        help="voices reading each sentence, drawn anew for every sentence",
+    )
+    voices.add_argument(
+        "--speakers",
+        type=int,
+        metavar="N",
+        help="N voices that each read every sentence, so that each synthetic speaker has as "
+        'much audio as a real one (for normalization = "speaker")',
+    )
     p.add_argument("--max-texts", type=int, metavar="N", help="synthesize a seeded random sample of N sentences")
     p.add_argument("--seed", type=int, default=0, help="seed for the sample and the voices")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="synthesizer processes at once (default: the number of CPUs, here %(default)s)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="synthesizer processes at once (default: the number of CPUs, here %(default)s)",
+    )
     p.set_defaults(func=_cmd_synth)

@@ -21,14 +21,17 @@ GROUPS = (use, train, data, research)  # in the order `asr --help` lists them
 
 DESCRIPTION = "Train, evaluate and run CTC speech recognisers (log-mel -> BiLSTM -> CTC)."
 
-EXAMPLES = examples(
-    "asr transcribe talk.wav                            # the English model that ships with asr",
-    "asr transcribe recordings/ -f srt -o subtitles/    # every audio file under a folder",
-    "asr evaluate --manifest data/test.jsonl -o exp/eval_test",
-    "asr train --config recipes/yesno/conf.toml --set train.epochs=5 --train data/yesno/train.jsonl \\",
-    "    --dev data/yesno/dev.jsonl --exp exp/yesno",
-    "asr summarize exp/*/eval_test",
-) + "\n\nRun `asr COMMAND --help` for a command's options."
+EXAMPLES = (
+    examples(
+        "asr transcribe talk.wav                            # the English model that ships with asr",
+        "asr transcribe recordings/ -f srt -o subtitles/    # every audio file under a folder",
+        "asr evaluate --manifest data/test.jsonl -o exp/eval_test",
+        "asr train --config recipes/yesno/conf.toml --set train.epochs=5 --train data/yesno/train.jsonl \\",
+        "    --dev data/yesno/dev.jsonl --exp exp/yesno",
+        "asr summarize exp/*/eval_test",
+    )
+    + "\n\nRun `asr COMMAND --help` for a command's options."
+)
 
 
 def _command_listing(parsers: dict[str, CommandParser], groups: dict[str, list[str]]) -> str:
@@ -42,13 +45,15 @@ def _command_listing(parsers: dict[str, CommandParser], groups: dict[str, list[s
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``asr`` parser: every command of every group."""
-    parser = argparse.ArgumentParser(prog="asr", usage="%(prog)s [-h] [--version] [-v] COMMAND ...",
-                                     formatter_class=HelpFormatter, epilog=EXAMPLES)
+    parser = argparse.ArgumentParser(
+        prog="asr", usage="%(prog)s [-h] [--version] [-v] COMMAND ...", formatter_class=HelpFormatter, epilog=EXAMPLES
+    )
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     verbose_option(parser)
     # argparse's own flat list of commands is hidden: the description lists them by group
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser,
-                                prog="asr", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser, prog="asr", help=argparse.SUPPRESS
+    )
     groups = {}
     for group in GROUPS:
         known = set(sub.choices)
@@ -76,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug, not the user's input: one line here, the traceback with -v
         if args.verbose:
             raise
-        print(f"error: unexpected {type(err).__name__}: {err} (a bug in asr: rerun with -v for the traceback "
-              "and report it)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(err).__name__}: {err} (a bug in asr: rerun with -v for the traceback "
+            "and report it)",
+            file=sys.stderr,
+        )
         return 3

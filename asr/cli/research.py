@@ -17,26 +17,36 @@ def _cmd_probe_speakers(args) -> int:
     config = ProbeConfig(max_utterances=args.max_utterances, steps=args.steps, seed=args.seed)
     result = probe_speakers(model, read_manifest(args.manifest), config, network)
     what = "an untrained copy of " if args.untrained else ""
-    print(f"speaker probe on {what}{model.path}: {result.speakers} speakers, {result.train_utterances} utterances "
-          f"trained it, {result.test_utterances} scored it: frame accuracy {100 * result.frame_accuracy:.1f}% "
-          f"(always naming the commonest speaker: {100 * result.majority_accuracy:.1f}%), "
-          f"utterance accuracy {100 * result.utterance_accuracy:.1f}%")
+    print(
+        f"speaker probe on {what}{model.path}: {result.speakers} speakers, {result.train_utterances} utterances "
+        f"trained it, {result.test_utterances} scored it: frame accuracy {100 * result.frame_accuracy:.1f}% "
+        f"(always naming the commonest speaker: {100 * result.majority_accuracy:.1f}%), "
+        f"utterance accuracy {100 * result.utterance_accuracy:.1f}%"
+    )
     return 0
 
 
 def register(sub) -> None:
     """Add probe-speakers to ``sub``."""
     p = add_command(
-        sub, "probe-speakers", "measure how well a model's recurrent outputs tell speakers apart",
+        sub,
+        "probe-speakers",
+        "measure how well a model's recurrent outputs tell speakers apart",
         "Train a small classifier to name the speaker of each recurrent output frame of some of each "
         "speaker's utterances (the model frozen), and print its accuracy on their other utterances beside "
         "the majority level: a check of speaker-adversarial training ([train] speaker_adversary_weight).",
-        examples("asr probe-speakers --model exp/fsdd --manifest data/fsdd/dev.jsonl",
-                 "asr probe-speakers --model exp/fsdd --manifest data/fsdd/dev.jsonl --untrained"))
+        examples(
+            "asr probe-speakers --model exp/fsdd --manifest data/fsdd/dev.jsonl",
+            "asr probe-speakers --model exp/fsdd --manifest data/fsdd/dev.jsonl --untrained",
+        ),
+    )
     p.add_argument("--model", required=True, help="model.pt or an experiment folder")
-    p.add_argument("--manifest", required=True, help="manifest with a \"speaker\" field (JSON lines)")
-    p.add_argument("--untrained", action="store_true",
-                   help="probe a freshly initialised copy of the network instead: what the features alone tell")
+    p.add_argument("--manifest", required=True, help='manifest with a "speaker" field (JSON lines)')
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="probe a freshly initialised copy of the network instead: what the features alone tell",
+    )
     p.add_argument("--max-utterances", type=int, default=600, metavar="N", help="utterances sampled and encoded")
     p.add_argument("--steps", type=int, default=1500, metavar="N", help="training steps of the probe")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample, the split and the probe")

@@ -68,8 +68,9 @@ def _transcribe_each(args, inputs, recognizer, feature_map) -> int:
         try:
             if item.problem:
                 raise AsrError(item.problem)
-            transcript = recognizer.transcribe(item.path, word_timestamps=args.format != "txt", progress=True,
-                                               feature_map=feature_map)
+            transcript = recognizer.transcribe(
+                item.path, word_timestamps=args.format != "txt", progress=True, feature_map=feature_map
+            )
         except AsrError as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
@@ -94,8 +95,15 @@ def _cmd_evaluate(args) -> int:
     configure_threads(args.threads)
     model = load_inference_model(args.model)
     decoder = model.decoder_config(**decoder_overrides(args))
-    summary = evaluate(model, args.manifest, args.out, model_path=str(model.path), progress=True,
-                       decoder_config=decoder, adapt=adapt_config(args))
+    summary = evaluate(
+        model,
+        args.manifest,
+        args.out,
+        model_path=str(model.path),
+        progress=True,
+        decoder_config=decoder,
+        adapt=adapt_config(args),
+    )
     print(
         f"WER {100 * summary['wer']:.2f}% (S {summary['substitutions']}, D {summary['deletions']}, "
         f"I {summary['insertions']}; {summary['num_words']} words, {summary['num_utterances']} utterances)"
@@ -133,33 +141,59 @@ def register(sub) -> None:
 
 def _register_transcribe(sub) -> None:
     p = add_command(
-        sub, "transcribe", "print the transcript of audio files",
+        sub,
+        "transcribe",
+        "print the transcript of audio files",
         "Transcribe audio files (any format soundfile reads, any rate and channel count, any length: long "
         "files are cut at pauses and decoded in batches): files, folders (every audio file under them), "
         "the files a list or a manifest names. A file that cannot be transcribed is named on stderr and "
         "the others go on (exit status 1).",
-        examples("asr transcribe talk.wav",
-                 "asr transcribe recordings/ -f srt -o subtitles/",
-                 "asr transcribe --manifest data/test.jsonl -f json > hyp.json",
-                 "find . -name '*.flac' | asr transcribe --files-from -",
-                 "asr transcribe clip.wav --model exp/english --lm words.arpa --lexicon lexicon.txt"))
-    p.add_argument("inputs", nargs="*", metavar="PATH", help="audio files, or folders to transcribe every audio file of")
-    p.add_argument("--files-from", metavar="LIST", help="also the files or folders listed in LIST, one per line (- : stdin)")
-    p.add_argument("--manifest", metavar="M.jsonl",
-                   help="also the audio_filepath of each line of this manifest (relative to its folder)")
-    p.add_argument("--model", help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})")
-    p.add_argument("-f", "--format", choices=["txt", "json", "srt", "vtt"], default="txt",
-                   help="txt: the text (FILE<TAB>TEXT when several files); json: text and word timings "
-                        "({file, text, words: [{word, start, end}]}, a list for several files); "
-                        "srt/vtt: subtitles, words grouped into lines of at most 42 characters")
-    p.add_argument("-o", "--output-dir", metavar="DIR",
-                   help="write DIR/<name>.<format> per input instead of stdout (files found under a folder keep "
-                        "their subfolders)")
-    p.add_argument("--same-speaker", action="store_true",
-                   help='the files are all one speaker: normalise their features by that voice\'s own statistics, '
-                        'pooled over all of them (models trained with [features] normalization = "speaker"; '
-                        "without this flag such a model uses its training set's global statistics); give it "
-                        "several seconds of the voice")
+        examples(
+            "asr transcribe talk.wav",
+            "asr transcribe recordings/ -f srt -o subtitles/",
+            "asr transcribe --manifest data/test.jsonl -f json > hyp.json",
+            "find . -name '*.flac' | asr transcribe --files-from -",
+            "asr transcribe clip.wav --model exp/english --lm words.arpa --lexicon lexicon.txt",
+        ),
+    )
+    p.add_argument(
+        "inputs", nargs="*", metavar="PATH", help="audio files, or folders to transcribe every audio file of"
+    )
+    p.add_argument(
+        "--files-from", metavar="LIST", help="also the files or folders listed in LIST, one per line (- : stdin)"
+    )
+    p.add_argument(
+        "--manifest",
+        metavar="M.jsonl",
+        help="also the audio_filepath of each line of this manifest (relative to its folder)",
+    )
+    p.add_argument(
+        "--model",
+        help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=["txt", "json", "srt", "vtt"],
+        default="txt",
+        help="txt: the text (FILE<TAB>TEXT when several files); json: text and word timings "
+        "({file, text, words: [{word, start, end}]}, a list for several files); "
+        "srt/vtt: subtitles, words grouped into lines of at most 42 characters",
+    )
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        help="write DIR/<name>.<format> per input instead of stdout (files found under a folder keep their subfolders)",
+    )
+    p.add_argument(
+        "--same-speaker",
+        action="store_true",
+        help="the files are all one speaker: normalise their features by that voice's own statistics, "
+        'pooled over all of them (models trained with [features] normalization = "speaker"; '
+        "without this flag such a model uses its training set's global statistics); give it "
+        "several seconds of the voice",
+    )
     add_decoder_options(p)
     add_adapt_options(p, "the files are all one speaker: adapt the model to that voice")
     p.add_argument("--nbest", type=int, metavar="N", help="hypotheses per file (json lists them as alternatives)")
@@ -169,12 +203,20 @@ def _register_transcribe(sub) -> None:
 
 def _register_evaluate(sub) -> None:
     p = add_command(
-        sub, "evaluate", "decode a manifest and score it",
+        sub,
+        "evaluate",
+        "decode a manifest and score it",
         "Decode a manifest; write summary.json, report.md, report.html (self-contained, with plots), "
         "alignments.txt (sclite-style) and hyp.jsonl to the output folder.",
-        examples("asr evaluate --manifest data/test.jsonl -o exp/eval_test",
-                 "asr evaluate --model exp/fsdd --manifest data/test.jsonl -o exp/fsdd/eval_greedy --decoder greedy"))
-    p.add_argument("--model", help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})")
+        examples(
+            "asr evaluate --manifest data/test.jsonl -o exp/eval_test",
+            "asr evaluate --model exp/fsdd --manifest data/test.jsonl -o exp/fsdd/eval_greedy --decoder greedy",
+        ),
+    )
+    p.add_argument(
+        "--model",
+        help=f"model.pt, an experiment folder or an ONNX export (asr export --onnx) (default: {DEFAULT_MODEL})",
+    )
     p.add_argument("--manifest", required=True, help="manifest to decode (JSON lines)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the report")
     add_decoder_options(p)
@@ -185,30 +227,45 @@ def _register_evaluate(sub) -> None:
 
 def _register_compare(sub) -> None:
     p = add_command(
-        sub, "compare", "compare two evaluations of the same manifest",
+        sub,
+        "compare",
+        "compare two evaluations of the same manifest",
         "Compare two folders written by `asr evaluate --out` on the same manifest: WER of each, the "
         "difference B - A with a paired-bootstrap confidence interval and p-value, and the utterances that "
         "got better or worse. Prints a summary; with --out, also writes OUT/compare.html (self-contained) "
         "and OUT/compare.json.",
-        examples("asr compare exp/a/eval_test exp/b/eval_test",
-                 "asr compare exp/a/eval_test exp/b/eval_test --out exp/b/compare_a"))
+        examples(
+            "asr compare exp/a/eval_test exp/b/eval_test",
+            "asr compare exp/a/eval_test exp/b/eval_test --out exp/b/compare_a",
+        ),
+    )
     p.add_argument("dir_a", metavar="DIR_A", help="evaluation folder of system A (the baseline)")
     p.add_argument("dir_b", metavar="DIR_B", help="evaluation folder of system B")
     p.add_argument("--out", metavar="DIR", help="folder for compare.html and compare.json")
     p.add_argument("--samples", type=int, default=1000, metavar="N", help="bootstrap samples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--show", type=int, default=10, metavar="N",
-                   help="utterances listed per direction (worse, better) in the terminal")
+    p.add_argument(
+        "--show",
+        type=int,
+        default=10,
+        metavar="N",
+        help="utterances listed per direction (worse, better) in the terminal",
+    )
     p.set_defaults(func=_cmd_compare)
 
 
 def _register_summarize(sub) -> None:
     p = add_command(
-        sub, "summarize", "tabulate several evaluations",
+        sub,
+        "summarize",
+        "tabulate several evaluations",
         "Print a Markdown table of evaluation folders (their summary.json), one row each.",
-        examples("asr summarize exp/*/eval_test",
-                 "asr summarize exp/loso/*/eval_unseen --pool"))
+        examples("asr summarize exp/*/eval_test", "asr summarize exp/loso/*/eval_unseen --pool"),
+    )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by asr evaluate --out")
-    p.add_argument("--pool", action="store_true",
-                   help="add a row pooled over all of them (for evaluations of different sets, e.g. one per speaker)")
+    p.add_argument(
+        "--pool",
+        action="store_true",
+        help="add a row pooled over all of them (for evaluations of different sets, e.g. one per speaker)",
+    )
     p.set_defaults(func=_cmd_summarize)

@@ -6,18 +6,18 @@ import json
 import logging
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio.io import audio_duration, load_audio
-from asr.features.augment import AugmentConfig, perturb_waveform
-from asr.utils.errors import AsrError, ManifestError
-from asr.features.logmel import LogMel
 from asr.data.text import Tokenizer, normalize_text
+from asr.features.augment import AugmentConfig, perturb_waveform
+from asr.features.logmel import LogMel
+from asr.utils.errors import AsrError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ def read_manifest(path: str | Path, skip_missing: bool = False) -> list[Utteranc
     if len(problems) > MAX_LOGGED_PROBLEMS:
         log.warning("%s: %d invalid line(s) skipped in all", path, len(problems))
     if missing:
-        log.warning(
-            "%s: skipped %d line(s) whose audio is missing (first: %s)", path, len(missing), missing[0]
-        )
+        log.warning("%s: skipped %d line(s) whose audio is missing (first: %s)", path, len(missing), missing[0])
     return utterances
 
 
@@ -204,7 +202,14 @@ def drop_longer_than(utterances: list[Utterance], max_seconds: float, reason: st
     kept = [utt for utt in utterances if utt.duration <= max_seconds]
     dropped = [utt for utt in utterances if utt.duration > max_seconds]
     for utt in dropped[:MAX_LOGGED_PROBLEMS]:
-        log.warning("skipped %s (%s): %.0f s is longer than %s (%g s)", utt.audio_filepath, utt.key, utt.duration, reason, max_seconds)
+        log.warning(
+            "skipped %s (%s): %.0f s is longer than %s (%g s)",
+            utt.audio_filepath,
+            utt.key,
+            utt.duration,
+            reason,
+            max_seconds,
+        )
     if len(dropped) > MAX_LOGGED_PROBLEMS:
         log.warning("skipped %d utterance(s) longer than %s (%g s) in all", len(dropped), reason, max_seconds)
     return kept
@@ -359,8 +364,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         for index in order:
             longest_if_added = max(longest, self.durations[index])
             if current and (
-                len(current) >= self.batch_size
-                or longest_if_added * (len(current) + 1) > self.max_batch_seconds
+                len(current) >= self.batch_size or longest_if_added * (len(current) + 1) > self.max_batch_seconds
             ):
                 batches.append(current)
                 current, longest_if_added = [], self.durations[index]

@@ -37,10 +37,11 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import braceexpand
 import soundfile
@@ -48,11 +49,11 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from asr.audio.io import decode_audio
-from asr.features.augment import AugmentConfig
-from asr.data.dataset import BucketBatchSampler, Batch, Utterance, augmentation_rng, collate, featurize
-from asr.utils.errors import AsrError
-from asr.features.logmel import LogMel
+from asr.data.dataset import Batch, BucketBatchSampler, Utterance, augmentation_rng, collate, featurize
 from asr.data.text import Tokenizer, normalize_text
+from asr.features.augment import AugmentConfig
+from asr.features.logmel import LogMel
+from asr.utils.errors import AsrError
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +241,17 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     """Why a shard member is refused, or ``None`` for a regular file with a safe relative name."""
     name = member.name
     if not member.isfile():
-        kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
-                else "a device file" if member.ischr() or member.isblk()
-                else "a named pipe" if member.isfifo() else "not a regular file")
+        kind = (
+            "a symbolic link"
+            if member.issym()
+            else "a hard link"
+            if member.islnk()
+            else "a device file"
+            if member.ischr() or member.isblk()
+            else "a named pipe"
+            if member.isfifo()
+            else "not a regular file"
+        )
         return f"is {kind}"
     if not name or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         return "has an absolute path" if name else "has no name"
@@ -261,8 +270,10 @@ def _grouped_members(tar: tarfile.TarFile, url: str) -> Iterator[tuple[str, dict
             continue  # a folder entry (tar cf shard.tar folder/) holds no data
         problem = _member_problem(member)
         if problem:
-            raise AsrError(f"{url}: member {member.name!r} {problem}; a shard holds only regular files "
-                           "with relative names (refused: the shard is not read further)")
+            raise AsrError(
+                f"{url}: member {member.name!r} {problem}; a shard holds only regular files "
+                "with relative names (refused: the shard is not read further)"
+            )
         folder, _, filename = member.name.rpartition("/")
         stem, _, extension = filename.partition(".")
         member_key = f"{folder}/{stem}" if folder else stem

@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import random
-import threading
-import wave
 import shutil
 import subprocess
 import tempfile
+import threading
+import wave
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import soundfile
 
@@ -28,9 +28,26 @@ from asr.data.dataset import Utterance
 from asr.utils.errors import AsrError
 
 MBROLA_VOICES = (  # espeak-ng's English voices on MBROLA diphones recorded by real people (Debian contrib/non-free)
-    "mb-us1", "mb-us2", "mb-us3", "mb-en1",  # American and British English
-    "mb-af1-en", "mb-nl2-en", "mb-fr1-en", "mb-fr4-en", "mb-de1-en", "mb-de2-en", "mb-de3-en", "mb-de4-en",
-    "mb-de5-en", "mb-de6-en", "mb-gr2-en", "mb-hu1-en", "mb-pl1-en", "mb-ro1-en", "mb-sw1-en", "mb-sw2-en",
+    "mb-us1",
+    "mb-us2",
+    "mb-us3",
+    "mb-en1",  # American and British English
+    "mb-af1-en",
+    "mb-nl2-en",
+    "mb-fr1-en",
+    "mb-fr4-en",
+    "mb-de1-en",
+    "mb-de2-en",
+    "mb-de3-en",
+    "mb-de4-en",
+    "mb-de5-en",
+    "mb-de6-en",
+    "mb-gr2-en",
+    "mb-hu1-en",
+    "mb-pl1-en",
+    "mb-ro1-en",
+    "mb-sw1-en",
+    "mb-sw2-en",
 )  # fmt: skip  (the -en voices read English with the phonemes of Afrikaans, Dutch, French, German, ...)
 ENGINE_PACKAGES = {  # engine -> (program it runs, Debian packages that provide it and its voices)
     "espeak-ng": ("espeak-ng", "espeak-ng"),
@@ -82,7 +99,17 @@ class Voice:
             return ["espeak-ng", "-v", self.name, "-s", str(wpm), *pitch, "-f", str(text_file), "-w", str(wav)]
         stretch = f"{1 / self.rate:.3f}"  # both engines lengthen durations by this factor
         if self.engine == "flite":
-            return ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch}", "-f", str(text_file), "-o", str(wav)]
+            return [
+                "flite",
+                "-voice",
+                self.name,
+                "--setf",
+                f"duration_stretch={stretch}",
+                "-f",
+                str(text_file),
+                "-o",
+                str(wav),
+            ]
         if self.engine == "piper":
             raise AsrError("piper voices run in-process (synthesize_one), not as a command")
         if self.engine == "festival":
@@ -169,7 +196,7 @@ def assign_voices(texts: list[str], engines: list[str], per_text: int, seed: int
         for _ in range(per_text):
             engine = engines[turn % len(engines)]
             turn += 1
-            voice = _draw_unused(drawn, lambda: _with_rate(rng, _draw_speaker(rng, pools[engine])))
+            voice = _draw_unused(drawn, lambda pool=pools[engine]: _with_rate(rng, _draw_speaker(rng, pool)))
             drawn.add(voice)
             pairs.append((text, voice))
     return pairs
@@ -188,10 +215,10 @@ def assign_speakers(texts: list[str], engines: list[str], speakers: int, seed: i
     pairs = []
     for turn in range(speakers):
         engine = engines[turn % len(engines)]
-        speaker = _draw_unused(chosen, lambda: _draw_speaker(rng, pools[engine]))
+        speaker = _draw_unused(chosen, lambda pool=pools[engine]: _draw_speaker(rng, pool))
         chosen.add(speaker)
         for text in texts:
-            voice = _draw_unused(readings[text], lambda: _with_rate(rng, speaker))
+            voice = _draw_unused(readings[text], lambda speaker=speaker: _with_rate(rng, speaker))
             readings[text].add(voice)
             pairs.append((text, voice))
     return pairs

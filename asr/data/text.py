@@ -27,8 +27,9 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -49,8 +50,11 @@ class TokenizerConfig:
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"kind must be one of {', '.join(TOKENIZER_KINDS)}, not {self.kind!r}")
         if self.vocab_size < len(CHARACTERS) + 1:
-            raise ValueError(f"vocab_size must be at least {len(CHARACTERS) + 1} (every character, "
-                             "the word-start mark and <unk> are pieces)")
+            raise ValueError(
+                f"vocab_size must be at least {len(CHARACTERS) + 1} (every character, "
+                "the word-start mark and <unk> are pieces)"
+            )
+
 
 _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -59,10 +63,24 @@ _EDGE_APOSTROPHES = re.compile(r"(?<![a-z])'+|'+(?![a-z])")
 _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 # Latin letters (case-folded) that NFKD does not turn into a-z plus marks: every other letter of
 # Latin-1 Supplement and Latin Extended-A does (ſ folds to s; listed so the table is the whole set).
-_LATIN_LETTERS = str.maketrans({
-    "æ": "ae", "ð": "d", "ø": "o", "þ": "th", "đ": "d", "ħ": "h", "ı": "i", "ĸ": "k",
-    "ŀ": "l", "ł": "l", "ŋ": "ng", "œ": "oe", "ſ": "s", "ŧ": "t",
-})
+_LATIN_LETTERS = str.maketrans(
+    {
+        "æ": "ae",
+        "ð": "d",
+        "ø": "o",
+        "þ": "th",
+        "đ": "d",
+        "ħ": "h",
+        "ı": "i",
+        "ĸ": "k",
+        "ŀ": "l",
+        "ł": "l",
+        "ŋ": "ng",
+        "œ": "oe",
+        "ſ": "s",
+        "ŧ": "t",
+    }
+)
 
 
 def _number_to_words(match: re.Match) -> str:
@@ -120,7 +138,9 @@ class CharTokenizer:
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
         """Ids -> text, skipping blanks (no CTC collapsing here; see asr.decode.ctc)."""
-        return "".join(self.vocabulary[i] for i in (ids.tolist() if torch.is_tensor(ids) else ids) if i != self.blank_id)
+        return "".join(
+            self.vocabulary[i] for i in (ids.tolist() if torch.is_tensor(ids) else ids) if i != self.blank_id
+        )
 
     def token_text(self, token_id: int) -> str:
         """The text one token stands for (a space token is a word boundary)."""
@@ -149,7 +169,7 @@ class BpeTokenizer:
         self.blank_id = 0
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int) -> "BpeTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int) -> BpeTokenizer:
         """Learn up to ``vocab_size`` pieces from normalised ``texts`` (deterministic).
 
         Every character of :data:`CHARACTERS` is a piece, so any normalised text encodes

@@ -21,13 +21,13 @@ The unigram level is never pruned, so a pruned model still knows every word.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
+from asr.decode.ctc import is_arpa_text
 from asr.utils.atomic import write_text_atomic
 from asr.utils.errors import AsrError
-from asr.decode.ctc import is_arpa_text
 
 NO_PROBABILITY = -99.0  # log10 probability of <s>, which is never predicted
 UNK = "<unk>"
@@ -64,7 +64,7 @@ class BackoffLM:
 
     def logprob(self, ngram: NGram) -> float:
         """log10 p(ngram[-1] | ngram[:-1]) with backoff (histories longer than the order are cut)."""
-        ngram = ngram[-self.order:]
+        ngram = ngram[-self.order :]
         table = self.probs[len(ngram) - 1]
         if ngram in table:
             return table[ngram]
@@ -78,8 +78,10 @@ def check_arpa(path: str | Path) -> None:
     if not Path(path).is_file():
         raise AsrError(f"{path}: no such file")
     if not is_arpa_text(path):
-        raise AsrError(f"{path}: not an ARPA language model (no \\data\\ header; a KenLM binary or compressed "
-                       "file must be turned back into ARPA text)")
+        raise AsrError(
+            f"{path}: not an ARPA language model (no \\data\\ header; a KenLM binary or compressed "
+            "file must be turned back into ARPA text)"
+        )
 
 
 def read_arpa(path: str | Path) -> BackoffLM:
@@ -95,7 +97,7 @@ def read_arpa(path: str | Path) -> BackoffLM:
                 if not line or line.startswith("ngram ") or line in ("\\data\\", "\\end\\"):
                     continue
                 if line.startswith("\\") and line.endswith("-grams:"):
-                    order = int(line[1:-len("-grams:")])
+                    order = int(line[1 : -len("-grams:")])
                     while model.order < order:
                         model.probs.append({})
                         model.backoffs.append({})
@@ -105,7 +107,7 @@ def read_arpa(path: str | Path) -> BackoffLM:
                 fields = line.split()
                 if len(fields) not in (order + 1, order + 2):
                     raise AsrError(f"{path}:{number}: expected a {order}-gram line, got {line[:80]!r}")
-                ngram = tuple(fields[1:order + 1])
+                ngram = tuple(fields[1 : order + 1])
                 model.probs[order - 1][ngram] = float(fields[0])
                 if len(fields) == order + 2 and float(fields[-1]) != 0.0:
                     model.backoffs[order - 1][ngram] = float(fields[-1])
@@ -146,7 +148,7 @@ def _recompute_backoffs(model: BackoffLM) -> None:
     where Z is the lower-order distribution's own total (1 above the unigrams; for the unigrams their
     actual sum, which rounding in a file can put a little above or below 1). A context whose listed
     words take all the mass gets log10 bow -99 (nothing is left to back off to)."""
-    unigram_total = sum(10 ** p for g, p in model.probs[0].items() if g != (SENTENCE_START,))
+    unigram_total = sum(10**p for g, p in model.probs[0].items() if g != (SENTENCE_START,))
     for k in range(1, model.order):
         listed: dict[NGram, list[NGram]] = {}
         for ngram in model.probs[k]:
@@ -185,7 +187,9 @@ def interpolate(a: BackoffLM, b: BackoffLM, weight_a: float) -> BackoffLM:
             if ngram == (SENTENCE_START,):
                 mixed.probs[k][ngram] = NO_PROBABILITY
                 continue
-            p = weight_a * _probability(a, ngram, vocabularies[0]) + (1 - weight_a) * _probability(b, ngram, vocabularies[1])
+            p = weight_a * _probability(a, ngram, vocabularies[0]) + (1 - weight_a) * _probability(
+                b, ngram, vocabularies[1]
+            )
             mixed.probs[k][ngram] = math.log10(p) if p > 0 else NO_PROBABILITY
     _recompute_backoffs(mixed)
     return mixed
@@ -198,7 +202,7 @@ def _history_probability(model: BackoffLM, history: NGram) -> float:
         if history[: i + 1] == (SENTENCE_START,):
             continue
         logp += model.logprob(history[: i + 1])
-    return 10 ** logp
+    return 10**logp
 
 
 def prune(model: BackoffLM, threshold: float) -> BackoffLM:
@@ -218,7 +222,7 @@ def prune(model: BackoffLM, threshold: float) -> BackoffLM:
             if history not in history_p:
                 history_p[history] = _history_probability(model, history)
             backoff_estimate = model.backoffs[k - 1].get(history, 0.0) + model.logprob(ngram[1:])
-            weighted = history_p[history] * 10 ** logp * abs(logp - backoff_estimate) * math.log(10)
+            weighted = history_p[history] * 10**logp * abs(logp - backoff_estimate) * math.log(10)
             if weighted >= threshold:
                 keep[ngram] = logp
         pruned.probs[k] = keep
@@ -232,7 +236,7 @@ def restrict_vocabulary(model: BackoffLM, keep: Callable[[str], bool]) -> Backof
     special = {SENTENCE_START, SENTENCE_END, UNK}
     kept_words = {w for w in model.vocabulary if w in special or keep(w)}
     unigrams = {g: p for g, p in model.probs[0].items() if g[0] in kept_words}
-    removed_mass = sum(10 ** p for g, p in model.probs[0].items() if g[0] not in kept_words)
+    removed_mass = sum(10**p for g, p in model.probs[0].items() if g[0] not in kept_words)
     unk = 10 ** unigrams.get((UNK,), NO_PROBABILITY) if (UNK,) in unigrams else 0.0
     if removed_mass + unk > 0:
         unigrams[(UNK,)] = math.log10(removed_mass + unk)
@@ -248,8 +252,7 @@ def truncate_order(model: BackoffLM, order: int) -> BackoffLM:
     """The model's first ``order`` levels as a model of that order (highest-order backoffs dropped)."""
     if order >= model.order:
         return model
-    return BackoffLM([dict(t) for t in model.probs[:order]],
-                     [dict(t) for t in model.backoffs[: order - 1]] + [{}])
+    return BackoffLM([dict(t) for t in model.probs[:order]], [dict(t) for t in model.backoffs[: order - 1]] + [{}])
 
 
 def perplexity(model: BackoffLM, sentences: list[list[str]]) -> float:
@@ -258,7 +261,7 @@ def perplexity(model: BackoffLM, sentences: list[list[str]]) -> float:
     for words in sentences:
         context = [SENTENCE_START]
         for word in [*words, SENTENCE_END]:
-            total += model.logprob(tuple(context + [word])[-model.order:])
+            total += model.logprob(tuple(context + [word])[-model.order :])
             context.append(word)
             count += 1
     return 10 ** (-total / count)
@@ -284,8 +287,9 @@ def tune_mixture(a: BackoffLM, b: BackoffLM, sentences: list[list[str]], weights
         if best is None or perplexities[-1][1] < best[1]:
             best = (weight, perplexities[-1][1], mixed)
     known = a.vocabulary | b.vocabulary
-    return MixTuning(perplexities, *best, sum(len(s) for s in sentences),
-                     sum(w not in known for s in sentences for w in s))
+    return MixTuning(
+        perplexities, *best, sum(len(s) for s in sentences), sum(w not in known for s in sentences for w in s)
+    )
 
 
 def mixture_table(tuning: MixTuning, name_a: str) -> str:

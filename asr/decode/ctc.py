@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
+from asr.data.text import BLANK, Tokenizer
+from asr.decode.lm import BOS, EOS, UNK, WORD_BOUNDARY, arpa_vocabulary, has_word_boundary, lexicon_lines, token_symbols
 from asr.utils.atomic import write_text_atomic
 from asr.utils.errors import AsrError
-from asr.decode.lm import BOS, EOS, UNK, WORD_BOUNDARY, arpa_vocabulary, has_word_boundary, lexicon_lines, token_symbols
-from asr.data.text import BLANK, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ class DecoderConfig:
     sil_score: float = 0.0  # added per word boundary (silence) token
     beam_size: int = 50  # hypotheses kept after each frame
     beam_size_token: int = 0  # tokens tried per frame; 0: all of them
-    beam_threshold: float = 10.0  # drop hypotheses scoring this much below the best (LJ dev: 25 -> 10 same WER, 2.3x faster)
+    beam_threshold: float = (
+        10.0  # drop hypotheses scoring this much below the best (LJ dev: 25 -> 10 same WER, 2.3x faster)
+    )
     nbest: int = 1  # hypotheses returned per utterance
 
     def __post_init__(self):
@@ -99,8 +101,7 @@ class GreedyDecoder:
         texts = greedy_decode(log_probs, lengths, self.tokenizer)
         best = log_probs.max(-1).values  # (B, T)
         return [
-            [Hypothesis(text, float(row[:length].sum()))]
-            for text, row, length in zip(texts, best, lengths.tolist())
+            [Hypothesis(text, float(row[:length].sum()))] for text, row, length in zip(texts, best, lengths.tolist())
         ]
 
 
@@ -252,8 +253,15 @@ def lexicon_for_word_lm(config: DecoderConfig, tokenizer) -> DecoderConfig:
     skipped = ""
     if unspellable:
         skipped = f"; {len(unspellable)} word(s) that cannot be spelled left out (first: {unspellable[0]!r})"
-    log.info("%s is a word LM and no lexicon was given: decoding with its %d words spelled in the model's "
-             "tokens, lexicon %s (%s)%s", lm, len(lines), path, how, skipped)
+    log.info(
+        "%s is a word LM and no lexicon was given: decoding with its %d words spelled in the model's "
+        "tokens, lexicon %s (%s)%s",
+        lm,
+        len(lines),
+        path,
+        how,
+        skipped,
+    )
     _LEXICON_CACHE[key] = path
     return replace(config, lexicon=str(path))
 
@@ -276,8 +284,10 @@ class BeamSearchDecoder:
             # flashlight's lexicon decoder emits a one-piece word again on every frame that repeats
             # its piece (measured: "yes yes no" from the frames "yes yes yes _ _ no no"); characters
             # escape this because their spellings end in the boundary token.
-            raise AsrError("lexicon beam search needs a character model; with BPE pieces decode "
-                           "lexicon-free with a token LM (asr lm build --units tokens --model MODEL)")
+            raise AsrError(
+                "lexicon beam search needs a character model; with BPE pieces decode "
+                "lexicon-free with a token LM (asr lm build --units tokens --model MODEL)"
+            )
         _check_lm_units(config, symbols)
         lm = _load_kenlm(config.lm, config.lexicon, symbols) if config.lm else None
         lexicon_free = config.lexicon is None
@@ -310,8 +320,9 @@ class BeamSearchDecoder:
         if self.config.lexicon is not None and self.boundary:
             emissions, lengths = self._append_boundary_frame(emissions, lengths)
         results = self._decoder(emissions.contiguous(), lengths)
-        return [[Hypothesis(self._text(h), float(h.score)) for h in row] or [Hypothesis("", -math.inf)]
-                for row in results]
+        return [
+            [Hypothesis(self._text(h), float(h.score)) for h in row] or [Hypothesis("", -math.inf)] for row in results
+        ]
 
     def _append_boundary_frame(self, emissions: torch.Tensor, lengths: torch.Tensor):
         """Lexicon spellings end in ``|``, but the models never emit a space after an utterance's

@@ -28,9 +28,9 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from asr.utils.errors import AsrError
 
@@ -63,7 +63,9 @@ def discounts_from_counts_of_counts(t: Counter, order: int) -> Discounts:
             return d
     log.warning(
         "order %d: counts of counts %s too sparse for Kneser-Ney discounts; using %s",
-        order, [t1, t2, t3, t4], FALLBACK_DISCOUNTS,
+        order,
+        [t1, t2, t3, t4],
+        FALLBACK_DISCOUNTS,
     )
     return Discounts(*FALLBACK_DISCOUNTS)
 
@@ -134,7 +136,7 @@ class KneserNeyLM:
         """``p(word | context)`` by the ARPA back-off rule; unknown words score as ``<unk>``."""
         if word not in self.vocabulary:
             word = UNK
-        context = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
+        context = tuple(context)[-(self.order - 1) :] if self.order > 1 else ()
         weight = 1.0
         while True:
             ngram = (*context, word)
@@ -163,7 +165,9 @@ class KneserNeyLM:
                     line = f"{logp:.6f}\t{' '.join(ngram)}"
                     if n < self.order:
                         gamma = contexts.get(ngram)  # None: never a context; 0.0: a zero discount left no mass
-                        line += "\t0" if gamma is None else f"\t{math.log10(gamma):.6f}" if gamma else f"\t{NO_PROBABILITY}"
+                        line += (
+                            "\t0" if gamma is None else f"\t{math.log10(gamma):.6f}" if gamma else f"\t{NO_PROBABILITY}"
+                        )
                     out.write(line + "\n")
             out.write("\n\\end\\\n")
 
@@ -284,8 +288,12 @@ def write_lexicon(path: str | Path, words: Iterable[str], tokenizer) -> int:
         out.writelines(lines)
     written = len(lines)
     if unspellable:
-        log.warning("%s: %d word(s) cannot be spelled with the model's tokens (first: %r)",
-                    path, len(unspellable), unspellable[0])
+        log.warning(
+            "%s: %d word(s) cannot be spelled with the model's tokens (first: %r)",
+            path,
+            len(unspellable),
+            unspellable[0],
+        )
     return written
 
 
@@ -337,5 +345,10 @@ def build_lm(
             raise AsrError("a lexicon goes with a word LM (units='words')")
         lexicon_path = Path(lexicon)
         write_lexicon(lexicon_path, model.vocabulary, tokenizer)
-    return BuiltLM(Path(out), lexicon_path, len(sentences), len(model.vocabulary),
-                   [len(p) + (n == 0) for n, p in enumerate(model.probabilities)])
+    return BuiltLM(
+        Path(out),
+        lexicon_path,
+        len(sentences),
+        len(model.vocabulary),
+        [len(p) + (n == 0) for n, p in enumerate(model.probabilities)],
+    )

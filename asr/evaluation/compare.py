@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from asr.utils.atomic import write_text_atomic
 from asr.evaluation.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, PairedBootstrap, paired_bootstrap
-from asr.utils.errors import AsrError
 from asr.evaluation.metrics import ErrorCounts
 from asr.evaluation.report.html import comparison_html
 from asr.evaluation.scoring import ScoredUtterance, UtteranceScore, per_speaker, pooled_counts, score_utterances
+from asr.utils.atomic import write_text_atomic
+from asr.utils.errors import AsrError
 
 
 def read_hypotheses(folder: str | Path) -> list[ScoredUtterance]:
@@ -27,9 +27,17 @@ def read_hypotheses(folder: str | Path) -> list[ScoredUtterance]:
             continue
         try:
             row = json.loads(line)
-            utterances.append(ScoredUtterance(str(row["id"]), row["reference"], row["text"], row.get("speaker"),
-                                              float(row.get("duration", 0.0)), row.get("audio_filepath", ""),
-                                              float(row.get("offset", 0.0))))
+            utterances.append(
+                ScoredUtterance(
+                    str(row["id"]),
+                    row["reference"],
+                    row["text"],
+                    row.get("speaker"),
+                    float(row.get("duration", 0.0)),
+                    row.get("audio_filepath", ""),
+                    float(row.get("offset", 0.0)),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise AsrError(f"{path}, line {number}: not an evaluation line ({type(err).__name__}: {err})") from None
     if not utterances:
@@ -66,12 +74,16 @@ class Comparison:
     @cached_property
     def better(self) -> list[tuple[UtteranceScore, UtteranceScore]]:
         """Utterances where B makes fewer word errors than A, biggest gain first."""
-        return sorted((p for p in self.pairs if p[1].errors < p[0].errors), key=lambda p: (p[1].errors - p[0].errors, p[0].key))
+        return sorted(
+            (p for p in self.pairs if p[1].errors < p[0].errors), key=lambda p: (p[1].errors - p[0].errors, p[0].key)
+        )
 
     @cached_property
     def worse(self) -> list[tuple[UtteranceScore, UtteranceScore]]:
         """Utterances where B makes more word errors than A, biggest loss first."""
-        return sorted((p for p in self.pairs if p[1].errors > p[0].errors), key=lambda p: (p[0].errors - p[1].errors, p[0].key))
+        return sorted(
+            (p for p in self.pairs if p[1].errors > p[0].errors), key=lambda p: (p[0].errors - p[1].errors, p[0].key)
+        )
 
     def verdict(self, level: float = 0.05) -> str:
         """One sentence: which system is better, and whether the difference is significant at ``level``."""
@@ -104,8 +116,9 @@ class Comparison:
         }
 
 
-def compare(folder_a: str | Path, folder_b: str | Path, samples: int = DEFAULT_SAMPLES,
-            seed: int = DEFAULT_SEED) -> Comparison:
+def compare(
+    folder_a: str | Path, folder_b: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED
+) -> Comparison:
     """Pair the utterances of two evaluation folders by id and compare them.
 
     The references of a shared id must be equal (otherwise these are not evaluations of the same
@@ -133,12 +146,15 @@ def compare(folder_a: str | Path, folder_b: str | Path, samples: int = DEFAULT_S
     only_a = len(utts_a) - len(common)
     only_b = len(utts_b) - len(common)
     if only_a or only_b:
-        notes.append(f"Compared on the {len(common)} utterances both scored; left out: {only_a} scored only by A, "
-                     f"{only_b} scored only by B.")
+        notes.append(
+            f"Compared on the {len(common)} utterances both scored; left out: {only_a} scored only by A, "
+            f"{only_b} scored only by B."
+        )
     scores_a = score_utterances(common)
     scores_b = score_utterances([by_key_b[u.key] for u in common])
-    boot = paired_bootstrap([s.errors for s in scores_a], [s.errors for s in scores_b],
-                            [s.num_words for s in scores_a], samples, seed)
+    boot = paired_bootstrap(
+        [s.errors for s in scores_a], [s.errors for s in scores_b], [s.num_words for s in scores_a], samples, seed
+    )
     name_a, name_b = folder_a.resolve().name, folder_b.resolve().name
     if name_a == name_b:
         name_a, name_b = str(folder_a), str(folder_b)
@@ -165,8 +181,12 @@ def comparison_text(comparison: Comparison, limit: int = 10) -> str:
         if pairs and limit > 0:
             lines += ["", f"{title} ({min(limit, len(pairs))} of {len(pairs)}):"]
             for a, b in pairs[:limit]:
-                lines += [f"  {a.key}: errors {a.errors} -> {b.errors}", f"    ref: {a.reference}",
-                          f"    A:   {a.hypothesis}", f"    B:   {b.hypothesis}"]
+                lines += [
+                    f"  {a.key}: errors {a.errors} -> {b.errors}",
+                    f"    ref: {a.reference}",
+                    f"    A:   {a.hypothesis}",
+                    f"    B:   {b.hypothesis}",
+                ]
     return "\n".join(lines)
 
 

@@ -7,17 +7,17 @@ import logging
 import time
 from pathlib import Path
 
-from asr.speakers.adaptation import AdaptConfig, adapt_speakers, check_adaptable
-from asr.model.checkpoint import PackagedModel
 from asr.data.dataset import SpeechDataset, read_manifest
+from asr.data.text import normalize_text
 from asr.decode.ctc import DecoderConfig, build_decoder
-from asr.utils.provenance import provenance
-from asr.utils.errors import AsrError
-from asr.inference.recognize import recognize
 from asr.evaluation.metrics import error_counts
 from asr.evaluation.report.markdown import ScoredUtterance, write_reports
+from asr.inference.recognize import recognize
+from asr.model.checkpoint import PackagedModel
+from asr.speakers.adaptation import AdaptConfig, adapt_speakers, check_adaptable
 from asr.speakers.normalization import normalize_speakers
-from asr.data.text import normalize_text
+from asr.utils.errors import AsrError
+from asr.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def evaluate(
     adaptation = {}
     if adapt is not None:
         adaptation = _first_pass(result.hypotheses, utterances) | dataclasses.asdict(adapt)
-        dataset.speaker_normalization = adapt_speakers(model, utterances, result.hypotheses, adapt,
-                                                       base=dataset.speaker_normalization, progress=progress)
+        dataset.speaker_normalization = adapt_speakers(
+            model, utterances, result.hypotheses, adapt, base=dataset.speaker_normalization, progress=progress
+        )
         result = recognize(model.network, dataset, model.tokenizer, progress=progress, decoder=decoder)
     seconds = time.perf_counter() - started
 
@@ -69,8 +70,15 @@ def evaluate(
         if index not in result.hypotheses:
             continue
         scored.append(
-            ScoredUtterance(utt.key, normalize_text(utt.text), result.hypotheses[index], utt.speaker, utt.duration,
-                            utt.audio_filepath, utt.offset or 0.0)
+            ScoredUtterance(
+                utt.key,
+                normalize_text(utt.text),
+                result.hypotheses[index],
+                utt.speaker,
+                utt.duration,
+                utt.audio_filepath,
+                utt.offset or 0.0,
+            )
         )
     if not scored:
         first = next(iter(failed.items()), ("", "the manifest is empty"))
@@ -91,7 +99,8 @@ def evaluate(
             "audio_seconds": round(audio_seconds, 3),
             "model_settings": model.metadata,
             "provenance": provenance(),
-        } | ({"adaptation": adaptation} if adapt is not None else {}),
+        }
+        | ({"adaptation": adaptation} if adapt is not None else {}),
         title=f"Evaluation of {Path(manifest).name}",
     )
     log.info("WER %.2f%% (%d utterances) -> %s", 100 * summary["wer"], summary["num_utterances"], out_dir)

@@ -41,4 +41,3 @@ def error_counts(references: list[str], hypotheses: list[str]) -> ErrorCounts:
         num_utterances=len(references),
         sentence_error_rate=wrong_sentences / len(references),
     )
-

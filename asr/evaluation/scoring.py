@@ -9,8 +9,8 @@ never a mean of per-utterance rates).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import jiwer
 
@@ -106,7 +106,9 @@ def score_utterances(utterances: Sequence[ScoredUtterance]) -> list[UtteranceSco
         return []
     empty = [u.key for u in utterances if not u.reference.split()]
     if empty:
-        raise ValueError(f"empty reference for {len(empty)} utterance(s) (first: {empty[0]}); filter them before scoring")
+        raise ValueError(
+            f"empty reference for {len(empty)} utterance(s) (first: {empty[0]}); filter them before scoring"
+        )
     references = [u.reference for u in utterances]
     hypotheses = [u.hypothesis for u in utterances]
     words = jiwer.process_words(references, hypotheses)

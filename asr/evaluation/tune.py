@@ -7,15 +7,15 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from asr.model.checkpoint import PackagedModel
 from asr.data.dataset import SpeechDataset, read_manifest
-from asr.decode.ctc import DecoderConfig, build_decoder
-from asr.utils.errors import AsrError
-from asr.inference.recognize import batches, emissions
-from asr.evaluation.metrics import error_counts
-from asr.utils.progress import progress as progress_bar
-from asr.speakers.normalization import normalize_speakers
 from asr.data.text import normalize_text
+from asr.decode.ctc import DecoderConfig, build_decoder
+from asr.evaluation.metrics import error_counts
+from asr.inference.recognize import batches, emissions
+from asr.model.checkpoint import PackagedModel
+from asr.speakers.normalization import normalize_speakers
+from asr.utils.errors import AsrError
+from asr.utils.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,11 @@ class TuneResult:
 
     def to_json(self) -> dict:
         """Every point tried, the best settings and the greedy WER (``asr tune-lm --out``)."""
-        return {"points": [p.__dict__ for p in self.points], "best": self.best.describe(),
-                "greedy_wer": self.greedy_wer}
+        return {
+            "points": [p.__dict__ for p in self.points],
+            "best": self.best.describe(),
+            "greedy_wer": self.greedy_wer,
+        }
 
     def best_settings(self) -> dict:
         """The best settings that differ from :class:`DecoderConfig`'s defaults: what the model stores."""
@@ -86,8 +89,9 @@ def tune_lm(
         config = replace(base, lm_weight=lm_weight, word_score=word_score)
         points.append(GridPoint(lm_weight, word_score, *score(build_decoder(config, model.tokenizer))))
     best = min(points, key=lambda p: (p.wer, p.cer))
-    return TuneResult(points, replace(base, lm_weight=best.lm_weight, word_score=best.word_score),
-                      greedy_wer, len(scored))
+    return TuneResult(
+        points, replace(base, lm_weight=best.lm_weight, word_score=best.word_score), greedy_wer, len(scored)
+    )
 
 
 def tuning_table(result: TuneResult) -> str:
@@ -95,6 +99,8 @@ def tuning_table(result: TuneResult) -> str:
     lines = ["| LM weight | word score | WER | CER | decode s |", "|---:|---:|---:|---:|---:|"]
     for p in result.points:
         mark = " **best**" if (p.lm_weight, p.word_score) == (result.best.lm_weight, result.best.word_score) else ""
-        lines.append(f"| {p.lm_weight:g} | {p.word_score:g} | {100 * p.wer:.2f} %{mark} | "
-                     f"{100 * p.cer:.2f} % | {p.seconds:.2f} |")
+        lines.append(
+            f"| {p.lm_weight:g} | {p.word_score:g} | {100 * p.wer:.2f} %{mark} | "
+            f"{100 * p.cer:.2f} % | {p.seconds:.2f} |"
+        )
     return "\n".join(lines)

@@ -9,7 +9,6 @@ import torch
 import torchaudio
 from torch import nn
 
-
 NORMALIZATIONS = ("global", "speaker", "utterance", "utterance_mean", "none")
 
 

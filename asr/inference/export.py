@@ -22,9 +22,7 @@ def export_model(model: str | Path, out: str | Path, half: bool = False) -> Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if half:
-        data["state_dict"] = {
-            k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()
-        }
+        data["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
     settings = copy_decoder_files(data.get("decoder"), source.parent, out)
     if settings:
         data["decoder"] = settings

@@ -35,15 +35,17 @@ def batches(
     """Length-bucketed, unshuffled batches of ``dataset`` (``None`` where every item failed);
     with ``world_size > 1``, this process's share (``rank``) of each batch."""
     sampler = DistributedBucketBatchSampler(
-        [u.duration for u in dataset.utterances], batch_size, max_batch_seconds, shuffle=False,
-        rank=rank, num_replicas=world_size,
+        [u.duration for u in dataset.utterances],
+        batch_size,
+        max_batch_seconds,
+        shuffle=False,
+        rank=rank,
+        num_replicas=world_size,
     )
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
 
-def emissions(
-    network: AcousticModel, batch: Batch, device: str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def emissions(network: AcousticModel, batch: Batch, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probabilities ``(B, T', V)`` and output lengths ``(B,)`` of one batch, on the CPU."""
     log_probs, lengths = network(batch.features.to(device), batch.feature_lengths.to(device))
     return log_probs.cpu(), lengths.cpu()
@@ -81,8 +83,13 @@ def recognize(
                 log_probs, lengths = emissions(network, batch, device)
                 if compute_loss:
                     per_utterance = torch.nn.functional.ctc_loss(
-                        log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
-                        blank=tokenizer.blank_id, reduction="none", zero_infinity=True,
+                        log_probs.transpose(0, 1),
+                        batch.targets,
+                        lengths,
+                        batch.target_lengths,
+                        blank=tokenizer.blank_id,
+                        reduction="none",
+                        zero_infinity=True,
                     ) / batch.target_lengths.clamp_min(1)
                     losses.update(zip(batch.indices, per_utterance.tolist()))
                 best = [nbest[0].text for nbest in decoder.decode(log_probs, lengths)]

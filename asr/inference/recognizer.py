@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.decode.ctc import DecoderConfig, build_decoder
-from asr.inference.transcribe import Transcript, transcribe_file
 from asr.inference.loading import load_inference_model
+from asr.inference.transcribe import Transcript, transcribe_file
 from asr.model.checkpoint import PackagedModel
 
 
@@ -35,10 +35,12 @@ class Recognizer:
     def path(self) -> Path:
         return self.model.path
 
-    def transcribe(self, path: str | Path, word_timestamps: bool = True, progress: bool = False,
-                   feature_map=None) -> Transcript:
+    def transcribe(
+        self, path: str | Path, word_timestamps: bool = True, progress: bool = False, feature_map=None
+    ) -> Transcript:
         """Transcribe one audio file of any length and format soundfile reads. ``word_timestamps``:
         word start and end times from a forced alignment (the text is the same without them).
         ``feature_map``: see :func:`asr.inference.transcribe.transcribe_file`."""
-        return transcribe_file(self.model, path, self.decoder, timestamps=word_timestamps, progress=progress,
-                               feature_map=feature_map)
+        return transcribe_file(
+            self.model, path, self.decoder, timestamps=word_timestamps, progress=progress, feature_map=feature_map
+        )

@@ -9,21 +9,21 @@ stays bounded however long the recording is; word timings are relative to the wh
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import torch
 
-from asr.decode.align import align_words
-from asr.audio.io import load_audio
-from asr.model.checkpoint import PackagedModel
-from asr.decode.ctc import GreedyDecoder, Hypothesis
-from asr.utils.progress import progress as progress_bar
-from asr.audio.pauses import Segment, SegmenterConfig, split_at_pauses
 from asr.audio.blocks import audio_info, read_blocks
+from asr.audio.io import load_audio
+from asr.audio.pauses import Segment, SegmenterConfig, split_at_pauses
+from asr.decode.align import align_words
+from asr.decode.ctc import GreedyDecoder, Hypothesis
+from asr.model.checkpoint import PackagedModel
+from asr.utils.progress import progress as progress_bar
 
 PROGRESS_MIN_SECONDS = 60.0  # files at least this long get a progress bar (when asked for)
 
@@ -61,8 +61,12 @@ class Transcript:
     segments: list[SegmentText] = field(default_factory=list)  # the stretches the file was decoded in
 
     def to_json(self) -> dict:
-        row = {"file": self.file, "text": self.text, "words": [w.__dict__ for w in self.words],
-               "segments": [s.__dict__ for s in self.segments]}
+        row = {
+            "file": self.file,
+            "text": self.text,
+            "words": [w.__dict__ for w in self.words],
+            "segments": [s.__dict__ for s in self.segments],
+        }
         if len(self.alternatives) > 1:
             row["alternatives"] = [{"text": h.text, "score": round(h.score, 4)} for h in self.alternatives]
         return row
@@ -104,8 +108,12 @@ def transcribe_file(
         segments = split_at_pauses(blocks, model.sample_rate, config.segmenter)
     decoded: list[tuple[SegmentText, list[Hypothesis], list[Word]]] = []
     show = progress and info.duration >= PROGRESS_MIN_SECONDS
-    with progress_bar(total=round(info.duration, 1), unit="s", desc=Path(path).name, enabled=show, leave=False,
-                      mininterval=0.5) as bar, ThreadPoolExecutor(max_workers=1) as decoding:
+    with (
+        progress_bar(
+            total=round(info.duration, 1), unit="s", desc=Path(path).name, enabled=show, leave=False, mininterval=0.5
+        ) as bar,
+        ThreadPoolExecutor(max_workers=1) as decoding,
+    ):
         pending: deque[Future] = deque()  # at most two batches in flight: bounded memory
 
         def collect(future: Future) -> None:
@@ -138,8 +146,9 @@ def _batches(segments: Iterable[Segment], size: int, pool_batches: int) -> Itera
 
 
 @torch.inference_mode()
-def _network(model: PackagedModel, segments: list[Segment],
-             feature_map: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _network(
+    model: PackagedModel, segments: list[Segment], feature_map: Callable[[torch.Tensor], torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``segments`` as one padded batch through the network: log-probabilities ``(B, T', V)``
     and output lengths ``(B,)``."""
     features = [model.log_mel(s.samples) for s in segments]  # each (T_i, F)
@@ -151,21 +160,30 @@ def _network(model: PackagedModel, segments: list[Segment],
 
 
 @torch.inference_mode()
-def _decode(model: PackagedModel, decoder, segments: list[Segment], log_probs: torch.Tensor,
-            lengths: torch.Tensor, timestamps: bool) -> list[tuple[SegmentText, list[Hypothesis], list[Word]]]:
+def _decode(
+    model: PackagedModel,
+    decoder,
+    segments: list[Segment],
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    timestamps: bool,
+) -> list[tuple[SegmentText, list[Hypothesis], list[Word]]]:
     """Decode one batch's ``log_probs: (B, T', V)``; per segment its text and times in the file,
     its n-best list and (``timestamps``) its words timed from the start of the file."""
     step, rate = frame_seconds(model), model.sample_rate
     results = []
-    for segment, hypotheses, row, length in zip(segments, decoder.decode(log_probs, lengths), log_probs,
-                                                lengths.tolist()):
+    for segment, hypotheses, row, length in zip(
+        segments, decoder.decode(log_probs, lengths), log_probs, lengths.tolist()
+    ):
         start = segment.start_seconds(rate)
         end = start + len(segment.samples) / rate
         words = []
         if timestamps:  # the last frame may reach past the audio: times are clipped to the segment
             spans = align_words(row[:length], hypotheses[0].text, model.tokenizer)
-            words = [Word(s.word, round(min(start + s.start * step, end), 3), round(min(start + s.end * step, end), 3))
-                     for s in spans]
+            words = [
+                Word(s.word, round(min(start + s.start * step, end), 3), round(min(start + s.end * step, end), 3))
+                for s in spans
+            ]
         text = SegmentText(round(start, 3), round(end, 3), hypotheses[0].text)
         results.append((text, hypotheses, words))
     return results

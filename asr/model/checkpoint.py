@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
+from asr.data.text import Tokenizer, tokenizer_from_state
+from asr.features.logmel import FeatureConfig, LogMel
+from asr.model.acoustic import AcousticModel, ModelConfig
 from asr.utils.atomic import atomic_open
 from asr.utils.config import dataclass_from_dict
 from asr.utils.errors import AsrError
-from asr.features.logmel import FeatureConfig, LogMel
-from asr.model.acoustic import AcousticModel, ModelConfig
-from asr.data.text import Tokenizer, tokenizer_from_state
 
 MODEL_FORMAT = "asr-model-1"
 MODEL_FILENAME = "model.pt"

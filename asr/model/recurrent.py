@@ -31,7 +31,9 @@ class RecurrentStack(nn.Module):
     Outputs at padded positions (``t >= length``) are unspecified.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float):
+    def __init__(
+        self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float
+    ):
         super().__init__()
         directions = 2 if bidirectional else 1
         self.layers = nn.ModuleList(

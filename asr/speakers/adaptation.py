@@ -27,15 +27,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from asr.features.augment import AugmentConfig, SpecAugment
-from asr.model.checkpoint import PackagedModel
-from asr.utils.config import dataclass_from_dict
 from asr.data.dataset import SpeechDataset, Utterance, collate
-from asr.utils.errors import AsrError
-from asr.model.acoustic import AcousticModel
-from asr.utils.progress import progress as progress_bar
-from asr.speakers.normalization import ONE_SPEAKER, FeatureMap, for_one_speaker
+from asr.features.augment import AugmentConfig, SpecAugment
 from asr.inference.transcribe import transcribe_file
+from asr.model.acoustic import AcousticModel
+from asr.model.checkpoint import PackagedModel
+from asr.speakers.normalization import ONE_SPEAKER, FeatureMap, for_one_speaker
+from asr.utils.config import dataclass_from_dict
+from asr.utils.errors import AsrError
+from asr.utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class SpeakerAdaptation:
     """``(features (T, F), speaker) -> features``: the dataset's speaker normalisation (if any),
     then the speaker's transform, when they have one (see the module)."""
 
-    def __init__(self, transforms: dict[str, FeatureTransform], network: AcousticModel,
-                 base: FeatureMap | None = None):
+    def __init__(self, transforms: dict[str, FeatureTransform], network: AcousticModel, base: FeatureMap | None = None):
         self.transforms = transforms  # speaker -> their fitted transform
         self.base = base
         self.mean = network.normalizer.mean.detach().cpu()  # (F,) the model's fixed statistics
@@ -96,8 +95,10 @@ class SpeakerAdaptation:
 
 def check_adaptable(network: AcousticModel) -> None:
     if network.normalizer.mode not in FIXED_STATISTICS:
-        raise AsrError(f"speaker adaptation needs a model with fixed normalisation statistics "
-                       f"({', '.join(FIXED_STATISTICS)}); this one uses {network.normalizer.mode!r}")
+        raise AsrError(
+            f"speaker adaptation needs a model with fixed normalisation statistics "
+            f"({', '.join(FIXED_STATISTICS)}); this one uses {network.normalizer.mode!r}"
+        )
 
 
 def training_augmentation(model: PackagedModel) -> AugmentConfig:
@@ -129,8 +130,9 @@ def adapt_speakers(
     if unlabelled:
         log.warning("%d utterances have no speaker label: they are decoded without adaptation", unlabelled)
     transforms = {}
-    for speaker, own in progress_bar(sorted(by_speaker.items()), desc="adapt", unit="speaker", enabled=progress,
-                                     leave=False):
+    for speaker, own in progress_bar(
+        sorted(by_speaker.items()), desc="adapt", unit="speaker", enabled=progress, leave=False
+    ):
         dataset = SpeechDataset(own, model.log_mel, model.tokenizer, augment=augment, seed=config.seed)
         dataset.speaker_normalization = base
         transforms[speaker] = fit_transform(model.network, dataset, augment, config)
@@ -138,8 +140,14 @@ def adapt_speakers(
     return SpeakerAdaptation(transforms, model.network, base)
 
 
-def adapt_to_files(model: PackagedModel, paths: list[str], decoder, config: AdaptConfig = AdaptConfig(),
-                   base: FeatureMap | None = None, progress: bool = False) -> SpeakerAdaptation:
+def adapt_to_files(
+    model: PackagedModel,
+    paths: list[str],
+    decoder,
+    config: AdaptConfig = AdaptConfig(),
+    base: FeatureMap | None = None,
+    progress: bool = False,
+) -> SpeakerAdaptation:
     """The transform for audio files that are all one speaker (``asr transcribe --adapt``), under the
     name :data:`asr.speakers.normalization.ONE_SPEAKER`: a first pass transcribes each file (long ones in
     their segments), and the transform is fitted to those transcripts. Files that cannot be read
@@ -151,24 +159,33 @@ def adapt_to_files(model: PackagedModel, paths: list[str], decoder, config: Adap
             transcript = transcribe_file(model, path, decoder, feature_map=for_one_speaker(base))
         except AsrError:
             continue
-        segments += [Utterance(str(path), part.text, part.end - part.start, ONE_SPEAKER, offset=part.start)
-                     for part in transcript.segments if part.text]
+        segments += [
+            Utterance(str(path), part.text, part.end - part.start, ONE_SPEAKER, offset=part.start)
+            for part in transcript.segments
+            if part.text
+        ]
     if not segments:
         raise AsrError("--adapt: the first pass transcribed no speech in the files given")
     transcripts = {index: utt.text for index, utt in enumerate(segments)}
     return adapt_speakers(model, segments, transcripts, config, base, progress)
 
 
-def fit_transform(network: AcousticModel, dataset: SpeechDataset, augment: AugmentConfig,
-                  config: AdaptConfig) -> FeatureTransform:
+def fit_transform(
+    network: AcousticModel, dataset: SpeechDataset, augment: AugmentConfig, config: AdaptConfig
+) -> FeatureTransform:
     """Train a :class:`FeatureTransform` through the frozen ``network`` with CTC loss towards
     ``dataset``'s texts (the first pass's transcripts), with ``augment``'s SpecAugment on the
     transformed features (the dataset perturbs the waveforms itself, when it has ``augment``).
     Repeatable: ``config.seed`` fixes the batch order, the perturbations and the masks."""
     check_adaptable(network)
     transform = FeatureTransform(network.feature_config.n_mels, config.transform)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
     was_training, needs_grad = network.training, [p.requires_grad for p in network.parameters()]
     network.eval()  # dropout off; the masks stand in for the network's own SpecAugment
     network.requires_grad_(False)
@@ -183,8 +200,9 @@ def fit_transform(network: AcousticModel, dataset: SpeechDataset, augment: Augme
     return transform.eval()
 
 
-def _fit(network: AcousticModel, transform: FeatureTransform, masks: SpecAugment, loader: DataLoader,
-         config: AdaptConfig) -> None:
+def _fit(
+    network: AcousticModel, transform: FeatureTransform, masks: SpecAugment, loader: DataLoader, config: AdaptConfig
+) -> None:
     """The optimisation loop of :func:`fit_transform`."""
     mean, std = network.normalizer.mean, network.normalizer.std  # (F,) the model's fixed statistics
     optimizer = torch.optim.Adam(transform.parameters(), lr=config.learning_rate)
@@ -196,8 +214,14 @@ def _fit(network: AcousticModel, transform: FeatureTransform, masks: SpecAugment
                 continue
             normalised = masks(transform((batch.features - mean) / std))  # (B, T, F)
             log_probs, lengths = network(normalised * std + mean, batch.feature_lengths)  # (B, T', V)
-            loss = nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, lengths, batch.target_lengths,
-                                          blank=dataset.tokenizer.blank_id, zero_infinity=True)
+            loss = nn.functional.ctc_loss(
+                log_probs.transpose(0, 1),
+                batch.targets,
+                lengths,
+                batch.target_lengths,
+                blank=dataset.tokenizer.blank_id,
+                zero_infinity=True,
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

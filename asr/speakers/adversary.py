@@ -59,7 +59,9 @@ class SpeakerAdversary(nn.Module):
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
         return self.classifier(reverse_gradient(encoded, self.weight))
 
-    def loss(self, encoded: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    def loss(
+        self, encoded: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor
+    ) -> tuple[torch.Tensor, int, int]:
         """Summed cross-entropy over the valid frames of labelled utterances, the number of those
         frames and how many of them the classifier named right.
 
@@ -103,19 +105,25 @@ class SpeakerAdversarialTraining:
         if len(names) < 2:
             raise AsrError(
                 f"speaker_adversary_weight: the training manifest names {len(names)} speaker(s); "
-                "the adversary needs at least two (the manifest's \"speaker\" field)"
+                'the adversary needs at least two (the manifest\'s "speaker" field)'
             )
         unlabelled = int((self.speakers < 0).sum())
-        log.info("speaker-adversarial training over %d speakers, weight %g%s", len(names), self.weight,
-                 f" ({unlabelled} utterances without a speaker label are not classified)" if unlabelled else "")
-        self.adversary = SpeakerAdversary(run.network.rnn.output_size, len(names), self.hidden_size,
-                                          self.weight).to(run.device)
+        log.info(
+            "speaker-adversarial training over %d speakers, weight %g%s",
+            len(names),
+            self.weight,
+            f" ({unlabelled} utterances without a speaker label are not classified)" if unlabelled else "",
+        )
+        self.adversary = SpeakerAdversary(run.network.rnn.output_size, len(names), self.hidden_size, self.weight).to(
+            run.device
+        )
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.adversary.parameters()
 
-    def extra_loss(self, encoded: torch.Tensor, lengths: torch.Tensor, batch: Batch
-                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    def extra_loss(
+        self, encoded: torch.Tensor, lengths: torch.Tensor, batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """The mean frame cross-entropy and the fraction of frames whose speaker the adversary
         named; ``encoded: (B, T', D)``, ``lengths: (B,)``."""
         loss, frames, correct = self.adversary.loss(encoded, lengths, self.speakers[batch.indices])
@@ -126,6 +134,8 @@ class SpeakerAdversarialTraining:
 
     def load_state_dict(self, state: dict[str, torch.Tensor] | None) -> None:
         if state is None:
-            raise AsrError("speaker_adversary_weight is set, but this run started without speaker-adversarial "
-                           "training; resume with the config it started with")
+            raise AsrError(
+                "speaker_adversary_weight is set, but this run started without speaker-adversarial "
+                "training; resume with the config it started with"
+            )
         self.adversary.load_state_dict(state)

@@ -20,21 +20,21 @@ statistics of all the files it is given.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
+from asr.audio.blocks import read_blocks
 from asr.data.dataset import SpeechDataset
-from asr.utils.errors import AsrError
 from asr.features.logmel import LogMel, RunningStatistics
 from asr.model.acoustic import AcousticModel
+from asr.utils.errors import AsrError
 from asr.utils.progress import progress as progress_bar
-from asr.audio.blocks import read_blocks
 
 log = logging.getLogger(__name__)
 
 # (features (T, F), speaker or None) -> features: what a dataset applies before the network
-FeatureMap = Callable[[torch.Tensor, Optional[str]], torch.Tensor]
+FeatureMap = Callable[[torch.Tensor, str | None], torch.Tensor]
 
 ONE_SPEAKER = "one speaker"  # the speaker of every file given to asr transcribe --same-speaker
 
@@ -70,8 +70,9 @@ def speaker_statistics(dataset: SpeechDataset, progress: bool = False) -> dict[s
     """Each labelled speaker's un-augmented features accumulated over all of their readable
     utterances in ``dataset`` (the audio stays cached in it)."""
     accumulators: dict[str, RunningStatistics] = {}
-    for index, utt in enumerate(progress_bar(dataset.utterances, desc="speaker statistics", enabled=progress,
-                                             leave=False, unit="utt")):
+    for index, utt in enumerate(
+        progress_bar(dataset.utterances, desc="speaker statistics", enabled=progress, leave=False, unit="utt")
+    ):
         if utt.speaker is None:
             continue
         try:
@@ -92,8 +93,11 @@ def normalize_speakers(dataset: SpeechDataset, network: AcousticModel, progress:
     statistics = speaker_statistics(dataset, progress)
     unlabelled = sum(utt.speaker is None for utt in dataset.utterances)
     if unlabelled:
-        log.warning("%d of %d utterances have no speaker label: they keep the model's global statistics",
-                    unlabelled, len(dataset.utterances))
+        log.warning(
+            "%d of %d utterances have no speaker label: they keep the model's global statistics",
+            unlabelled,
+            len(dataset.utterances),
+        )
     dataset.speaker_normalization = SpeakerNormalization(statistics, network)
 
 
@@ -110,14 +114,17 @@ class SpeakerNormalizationSetup:
         normalize_speakers(run.dev_set, run.network, progress=run.context.is_main)
 
 
-def one_speaker_normalization(paths: list[str], network: AcousticModel, log_mel: LogMel,
-                              block_seconds: float = 10.0) -> SpeakerNormalization:
+def one_speaker_normalization(
+    paths: list[str], network: AcousticModel, log_mel: LogMel, block_seconds: float = 10.0
+) -> SpeakerNormalization:
     """The mapping for audio files that are all one speaker (``asr transcribe --same-speaker``),
     by their pooled statistics; unreadable files are left out (transcription names them). The
     speaker's name in the mapping is :data:`ONE_SPEAKER`."""
     if network.normalizer.mode != "speaker":
-        raise AsrError(f'--same-speaker needs a model trained with normalization = "speaker" (this one uses '
-                       f'"{network.normalizer.mode}")')
+        raise AsrError(
+            f'--same-speaker needs a model trained with normalization = "speaker" (this one uses '
+            f'"{network.normalizer.mode}")'
+        )
     stats = RunningStatistics(network.feature_config.n_mels)
     for path in paths:
         try:

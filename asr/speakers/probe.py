@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asr.model.checkpoint import PackagedModel
 from asr.data.dataset import SpeechDataset, Utterance
-from asr.utils.errors import AsrError
 from asr.model.acoustic import AcousticModel
+from asr.model.checkpoint import PackagedModel
 from asr.speakers.normalization import normalize_speakers
+from asr.utils.errors import AsrError
 
 
 @dataclass
@@ -62,8 +62,12 @@ def untrained_copy(network: AcousticModel, seed: int = 0) -> AcousticModel:
     return fresh
 
 
-def probe_speakers(model: PackagedModel, utterances: list[Utterance], config: ProbeConfig | None = None,
-                   network: AcousticModel | None = None) -> ProbeResult:
+def probe_speakers(
+    model: PackagedModel,
+    utterances: list[Utterance],
+    config: ProbeConfig | None = None,
+    network: AcousticModel | None = None,
+) -> ProbeResult:
     """Train and score the probe on ``model``'s recurrent outputs (or on ``network``'s, with the
     model's features and tokenizer). Utterances without a speaker label are left out, and so are
     those whose audio cannot be read (the dataset names them)."""
@@ -98,8 +102,9 @@ def probe_speakers(model: PackagedModel, utterances: list[Utterance], config: Pr
 def _train_probe(frames: torch.Tensor, labels: torch.Tensor, num_speakers: int, config: ProbeConfig) -> nn.Module:
     """A classifier ``(N, D) -> (N, num_speakers)`` trained on ``frames: (N, D)`` and their speaker
     ids ``labels: (N,)``."""
-    probe = nn.Sequential(nn.Linear(frames.shape[1], config.hidden_size), nn.ReLU(),
-                          nn.Linear(config.hidden_size, num_speakers))
+    probe = nn.Sequential(
+        nn.Linear(frames.shape[1], config.hidden_size), nn.ReLU(), nn.Linear(config.hidden_size, num_speakers)
+    )
     optimizer = torch.optim.AdamW(probe.parameters(), lr=config.learning_rate)
     for _ in range(config.steps):
         pick = torch.randint(0, len(frames), (config.batch_frames,))
@@ -121,8 +126,10 @@ def _split(utterances: list[Utterance], config: ProbeConfig) -> tuple[list[Utter
         by_speaker[utt.speaker].append(utt)
     usable = {s: utts for s, utts in by_speaker.items() if len(utts) >= 2}
     if len(usable) < 2:
-        raise AsrError(f"the speaker probe needs at least two speakers with two or more labelled utterances each "
-                       f"in its sample of {config.max_utterances}; found {len(usable)} (the manifest's \"speaker\" field)")
+        raise AsrError(
+            f"the speaker probe needs at least two speakers with two or more labelled utterances each "
+            f'in its sample of {config.max_utterances}; found {len(usable)} (the manifest\'s "speaker" field)'
+        )
     train, test = [], []
     for utts in usable.values():
         cut = min(len(utts) - 1, max(1, round(len(utts) * (1 - config.test_share))))
@@ -131,8 +138,9 @@ def _split(utterances: list[Utterance], config: ProbeConfig) -> tuple[list[Utter
     return train, test
 
 
-def _encode(network: AcousticModel, model: PackagedModel, utterances: list[Utterance],
-            speaker_id: dict[str, int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _encode(
+    network: AcousticModel, model: PackagedModel, utterances: list[Utterance], speaker_id: dict[str, int]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Each readable utterance's recurrent outputs ``(T', D)`` and a speaker id per frame ``(T',)``,
     with the features normalised as the network was trained (per speaker, where it was)."""
     dataset = SpeechDataset(utterances, model.log_mel, model.tokenizer)

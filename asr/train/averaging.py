@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from asr.model.checkpoint import MODEL_FORMAT, safe_load
-from asr.utils.errors import AsrError
 from asr.train.state import SNAPSHOT_FOLDER
+from asr.utils.errors import AsrError
 
 
 def select_snapshots(exp_dir: str | Path, last: int | None = None, best: int | None = None) -> list[Path]:
@@ -59,7 +59,9 @@ def average_models(paths: list[str | Path]) -> dict[str, Any]:
     for path, model in zip(paths, models):
         for field in ("model_config", "feature_config", "vocabulary"):
             if model[field] != template[field]:
-                raise AsrError(f"{path}: its {field} differs from {paths[-1]}'s; only models of one run can be averaged")
+                raise AsrError(
+                    f"{path}: its {field} differs from {paths[-1]}'s; only models of one run can be averaged"
+                )
         if model["state_dict"].keys() != template["state_dict"].keys() or any(
             model["state_dict"][k].shape != v.shape for k, v in template["state_dict"].items()
         ):

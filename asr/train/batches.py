@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from asr.features.augment import AugmentConfig
 from asr.data.dataset import (
     Batch,
     BucketBatchSampler,
@@ -25,11 +25,12 @@ from asr.data.dataset import (
     drop_longer_than,
     read_manifest,
 )
-from asr.train.distributed import DistributedContext
-from asr.utils.errors import AsrError
-from asr.features.logmel import LogMel
 from asr.data.shards import ShardStream, expand_shard_spec, is_shard_spec, shard_durations, shard_features
 from asr.data.text import Tokenizer, TokenizerConfig, build_tokenizer
+from asr.features.augment import AugmentConfig
+from asr.features.logmel import LogMel
+from asr.train.distributed import DistributedContext
+from asr.utils.errors import AsrError
 from asr.utils.threads import single_thread_worker
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ class ManifestBatches:
         # Its own generator: creating an iterator must not draw from the global torch RNG,
         # or a resumed run's dropout and SpecAugment masks would differ from an uninterrupted one's.
         self.loader = DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, generator=torch.Generator(),
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=num_workers,
+            generator=torch.Generator(),
             worker_init_fn=single_thread_worker,
         )
         self.consumed = 0
@@ -97,7 +102,11 @@ class ShardBatches:
         self.durations = durations
         self.num_workers = num_workers
         self.loader = DataLoader(
-            stream, batch_size=None, collate_fn=_as_is, num_workers=num_workers, generator=torch.Generator(),
+            stream,
+            batch_size=None,
+            collate_fn=_as_is,
+            num_workers=num_workers,
+            generator=torch.Generator(),
             worker_init_fn=single_thread_worker,
         )
         # The epoch length is not known before reading; the schedule uses the number of
@@ -150,28 +159,41 @@ def training_batches(
     spec = str(spec)
     if is_shard_spec(spec):
         if tokenizer_config.kind != "char":
-            raise AsrError("a BPE tokenizer learns its pieces from a training manifest; train from a manifest, "
-                           "or use [tokenizer] kind = \"char\" with shards")
+            raise AsrError(
+                "a BPE tokenizer learns its pieces from a training manifest; train from a manifest, "
+                'or use [tokenizer] kind = "char" with shards'
+            )
         tokenizer = build_tokenizer(tokenizer_config, [])
         if augment.crop_prob > 0:
             raise AsrError("word cropping (augment.crop_prob) needs random access: train from a manifest, not shards")
         if log_mel.config.normalization == "speaker":
-            raise AsrError('normalization = "speaker" needs every utterance of a speaker at hand: '
-                           "train from a manifest, not shards")
+            raise AsrError(
+                'normalization = "speaker" needs every utterance of a speaker at hand: '
+                "train from a manifest, not shards"
+            )
         urls = expand_shard_spec(spec)
         if len(urls) < context.world_size and context.is_main:
             log.warning("%d shard(s) for %d processes: every process reads every shard", len(urls), context.world_size)
         elif len(urls) % context.world_size and context.is_main:
             log.warning(
                 "%d shards for %d processes: %d shard(s), a different few each epoch, are left out of every epoch "
-                "so that the processes stay in step", len(urls), context.world_size, len(urls) % context.world_size,
+                "so that the processes stay in step",
+                len(urls),
+                context.world_size,
+                len(urls) % context.world_size,
             )
         stream = ShardStream(
-            urls, log_mel, tokenizer, augment,
+            urls,
+            log_mel,
+            tokenizer,
+            augment,
             batch_size=max(1, -(-tc.batch_size // context.world_size)),
             max_batch_seconds=tc.max_batch_seconds / context.world_size,
-            shuffle_buffer=tc.shuffle_buffer, bucket_buffer=tc.bucket_buffer,
-            seed=tc.seed, rank=context.rank, world_size=context.world_size,
+            shuffle_buffer=tc.shuffle_buffer,
+            bucket_buffer=tc.bucket_buffer,
+            seed=tc.seed,
+            rank=context.rank,
+            world_size=context.world_size,
         )
         durations = shard_durations(urls)
         if not durations:
@@ -184,7 +206,12 @@ def training_batches(
     tokenizer = build_tokenizer(tokenizer_config, [u.text for u in utterances])  # BPE: learnt from these
     dataset = SpeechDataset(utterances, log_mel, tokenizer, augment=augment, seed=tc.seed)
     sampler = DistributedBucketBatchSampler(
-        [u.duration for u in utterances], tc.batch_size, tc.max_batch_seconds, shuffle=True, seed=tc.seed,
-        rank=context.rank, num_replicas=context.world_size,
+        [u.duration for u in utterances],
+        tc.batch_size,
+        tc.max_batch_seconds,
+        shuffle=True,
+        seed=tc.seed,
+        rank=context.rank,
+        num_replicas=context.world_size,
     )
     return ManifestBatches(dataset, sampler, tc.num_workers), tokenizer

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asr.data.text import TokenizerConfig
 from asr.features.augment import AugmentConfig
-from asr.utils.config import dataclass_from_dict
-from asr.utils.errors import ConfigError
 from asr.features.logmel import FeatureConfig
 from asr.model.acoustic import ModelConfig
-from asr.data.text import TokenizerConfig
 from asr.train.step import PRECISIONS
+from asr.utils.config import dataclass_from_dict
+from asr.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class TrainConfig:
     shuffle_buffer: int = 500  # streamed shards: utterances in the shuffle buffer (memory: their encoded audio)
     bucket_buffer: int = 500  # streamed shards: utterances sorted together into length buckets
     init_from: str = ""  # a packaged model (model.pt or experiment folder) whose weights start training; "" = random
-    speaker_adversary_weight: float = 0.0  # > 0: speaker-adversarial training, the reversed gradient's scale (asr.speakers.adversary)
+    speaker_adversary_weight: float = (
+        0.0  # > 0: speaker-adversarial training, the reversed gradient's scale (asr.speakers.adversary)
+    )
     speaker_adversary_hidden: int = 128  # hidden units of the adversarial speaker classifier
 
     def __post_init__(self):
@@ -85,13 +87,9 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> ExperimentC
     hints = typing.get_type_hints(ExperimentConfig)
     unknown = set(data) - set(sections)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown section(s) {sorted(unknown)} (known: {sorted(sections)})"
-        )
+        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)} (known: {sorted(sections)})")
     parts = {
-        name: dataclass_from_dict(hints[name], data[name], f"{where} [{name}]")
-        for name in sections
-        if name in data
+        name: dataclass_from_dict(hints[name], data[name], f"{where} [{name}]") for name in sections if name in data
     }
     return ExperimentConfig(**parts)
 
@@ -153,7 +151,9 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
         raise ConfigError(f"override {text!r}: unknown section [{section}] (known: {', '.join(sorted(hints))})")
     known = {f.name for f in dataclasses.fields(hints[section])}
     if key not in known:
-        raise ConfigError(f"override {text!r}: unknown key {key!r} in [{section}] (known keys: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"override {text!r}: unknown key {key!r} in [{section}] (known keys: {', '.join(sorted(known))})"
+        )
     return section, key, _toml_value(value.strip())
 
 

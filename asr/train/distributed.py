@@ -69,9 +69,7 @@ def select_device(name: str, context: DistributedContext) -> str:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and context.is_distributed:
         if context.local_rank >= torch.cuda.device_count():
-            raise AsrError(
-                f"LOCAL_RANK={context.local_rank} but this machine has {torch.cuda.device_count()} GPU(s)"
-            )
+            raise AsrError(f"LOCAL_RANK={context.local_rank} but this machine has {torch.cuda.device_count()} GPU(s)")
         name = f"cuda:{context.local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise AsrError(f"device {name!r} requested but CUDA is not available")

@@ -89,8 +89,9 @@ class TrainingExtensions:
             raise ValueError(f"training extensions need distinct non-empty names, got {names}")
         for extension in extensions:
             if hasattr(extension, "state_dict") != hasattr(extension, "load_state_dict"):
-                raise ValueError(f"training extension {extension.name!r}: "
-                                 "define state_dict and load_state_dict, or neither")
+                raise ValueError(
+                    f"training extension {extension.name!r}: define state_dict and load_state_dict, or neither"
+                )
         self.extensions = extensions
 
     def _with(self, hook: str) -> list[Any]:
@@ -112,8 +113,9 @@ class TrainingExtensions:
         for extension in self._with("start_epoch"):
             extension.start_epoch(epoch, resumed)
 
-    def extra_loss(self, encoded: torch.Tensor, lengths: torch.Tensor, batch: Batch
-                   ) -> tuple[torch.Tensor | None, dict[str, float]]:
+    def extra_loss(
+        self, encoded: torch.Tensor, lengths: torch.Tensor, batch: Batch
+    ) -> tuple[torch.Tensor | None, dict[str, float]]:
         """The sum of the extensions' losses (``None`` when none adds one) and all their metrics;
         ``encoded: (B, T', D)``, ``lengths: (B,)``."""
         total, metrics = None, {}
@@ -133,8 +135,10 @@ class TrainingExtensions:
         active = {extension.name for extension in self._with("load_state_dict")}
         orphans = sorted(set(states) - active)
         if orphans:
-            raise AsrError(f"{where}: the run started with the training extension(s) {', '.join(orphans)}, which this "
-                           "one lacks (a changed config?); resume with the config it started with")
+            raise AsrError(
+                f"{where}: the run started with the training extension(s) {', '.join(orphans)}, which this "
+                "one lacks (a changed config?); resume with the config it started with"
+            )
         for extension in self._with("load_state_dict"):
             try:
                 extension.load_state_dict(states.get(extension.name))
@@ -150,6 +154,7 @@ def build_extensions(config: ExperimentConfig, extra: Sequence[TrainingExtension
     if config.augment.crop_prob > 0:
         extensions.append(WordCropping(config.augment.crop_prob, config.augment.crop_from_epoch))
     if config.train.speaker_adversary_weight > 0:
-        extensions.append(SpeakerAdversarialTraining(config.train.speaker_adversary_weight,
-                                                     config.train.speaker_adversary_hidden))
+        extensions.append(
+            SpeakerAdversarialTraining(config.train.speaker_adversary_weight, config.train.speaker_adversary_hidden)
+        )
     return TrainingExtensions(extensions + list(extra))

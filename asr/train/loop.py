@@ -33,25 +33,24 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from asr.train import distributed
-from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
-from asr.utils.config import dump_toml, to_plain_dict
 from asr.data.dataset import SpeechDataset, read_manifest
-from asr.train.distributed import DistributedContext
-from asr.utils.errors import AsrError
+from asr.data.text import Tokenizer, normalize_text
+from asr.evaluation.metrics import error_counts
+from asr.evaluation.report.plots import plot_training_curves
 from asr.features.logmel import LogMel, RunningStatistics
 from asr.inference.recognize import recognize
-from asr.evaluation.metrics import error_counts
 from asr.model.acoustic import AcousticModel
-from asr.evaluation.report.plots import plot_training_curves
-from asr.utils.progress import progress
-from asr.data.text import Tokenizer, normalize_text
-from asr.train.state import STATE_FILENAME, load_state, random_states, restore_random_states, save_snapshot, save_state
-from asr.train.step import StepOutcome, TrainStep
+from asr.model.checkpoint import MODEL_FILENAME, atomic_save, package
+from asr.train import distributed
 from asr.train.batches import ManifestBatches, ShardBatches, training_batches
 from asr.train.config import ExperimentConfig, TrainConfig
+from asr.train.distributed import DistributedContext
 from asr.train.extensions import TrainingExtension, TrainingRun, build_extensions
-
+from asr.train.state import STATE_FILENAME, load_state, random_states, restore_random_states, save_snapshot, save_state
+from asr.train.step import StepOutcome, TrainStep
+from asr.utils.config import dump_toml, to_plain_dict
+from asr.utils.errors import AsrError
+from asr.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,6 @@ def learning_rate_factor(step: int, total_steps: int, config: TrainConfig) -> fl
     else:
         shape = 0.5 * (1 + math.cos(math.pi * progress))
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * shape
-
 
 
 def feature_statistics(features: Iterable[torch.Tensor], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +119,7 @@ class _WarningsOnly:
 
 
 def train(
-    config: "ExperimentConfig",
+    config: ExperimentConfig,
     train_manifest: str | Path,
     dev_manifest: str | Path,
     exp_dir: str | Path,
@@ -157,7 +155,9 @@ def _initialise_from(network: AcousticModel, tokenizer: Tokenizer, model_path: s
 
     start = load_model(model_path)
     if list(start.tokenizer.vocabulary) != list(tokenizer.vocabulary):
-        raise AsrError(f"init_from {model_path}: its tokens differ from this training set's; fine-tuning needs the same")
+        raise AsrError(
+            f"init_from {model_path}: its tokens differ from this training set's; fine-tuning needs the same"
+        )
     if start.network.config != network.config or start.network.feature_config != network.feature_config:
         raise AsrError(
             f"init_from {model_path}: its [model]/[features] differ from this config's "
@@ -184,16 +184,26 @@ def cpu_runs_bf16_recurrence() -> bool:
 class _Run:
     """One invocation of training: set up (or restore) everything, then run the remaining epochs."""
 
-    def __init__(self, config, train_spec: str, dev_manifest: Path, exp_dir: Path, resume: bool,
-                 context: DistributedContext, device: str, extensions: Sequence[TrainingExtension]):
+    def __init__(
+        self,
+        config,
+        train_spec: str,
+        dev_manifest: Path,
+        exp_dir: Path,
+        resume: bool,
+        context: DistributedContext,
+        device: str,
+        extensions: Sequence[TrainingExtension],
+    ):
         self.started = time.perf_counter()
         self.config, self.exp_dir, self.context, self.device = config, exp_dir, context, device
         tc = self.tc = config.train
         if tc.precision == "fp16" and not device.startswith("cuda"):
             raise AsrError("precision fp16 needs a CUDA device; use bf16 (or fp32) on CPU")
         if tc.precision == "bf16" and device == "cpu" and not cpu_runs_bf16_recurrence():
-            raise AsrError("precision bf16: this CPU's oneDNN has no bfloat16 LSTM kernel (it needs AVX-512 BF16 "
-                           "or AMX); use fp32")
+            raise AsrError(
+                "precision bf16: this CPU's oneDNN has no bfloat16 LSTM kernel (it needs AVX-512 BF16 or AMX); use fp32"
+            )
         state = load_state(exp_dir) if resume else None
         if context.is_main:
             (exp_dir / "config.toml").write_text(dump_toml(config), encoding="utf-8")
@@ -210,8 +220,13 @@ class _Run:
         self.train_source = train_spec
         log.info(
             "training on %d utterances (%.1f min) from %s, validating on %d (%.1f min), device %s, %d process(es)",
-            len(self.data.durations), sum(self.data.durations) / 60, "shards" if isinstance(self.data, ShardBatches)
-            else "a manifest", len(dev_utts), sum(u.duration for u in dev_utts) / 60, device, context.world_size,
+            len(self.data.durations),
+            sum(self.data.durations) / 60,
+            "shards" if isinstance(self.data, ShardBatches) else "a manifest",
+            len(dev_utts),
+            sum(u.duration for u in dev_utts) / 60,
+            device,
+            context.world_size,
         )
 
         network = self.network = AcousticModel(len(self.tokenizer), config.features, config.model, config.augment)
@@ -244,8 +259,16 @@ class _Run:
             self.optimizer, lambda step: learning_rate_factor(step, self.total_steps, tc)
         )
         self.train_step = TrainStep(
-            self.model, network, self.optimizer, self.scheduler, self.tokenizer.blank_id,
-            tc.grad_clip, tc.precision, device, context, self.extensions,
+            self.model,
+            network,
+            self.optimizer,
+            self.scheduler,
+            self.tokenizer.blank_id,
+            tc.grad_clip,
+            tc.precision,
+            device,
+            context,
+            self.extensions,
         )
 
         self.history: list[dict] = []
@@ -297,8 +320,12 @@ class _Run:
         state = self._state(epoch, epoch_done)
         if self.context.is_main:
             save_state(state, self.exp_dir)
-            log.debug("training state saved: step %d, epoch %d %s", self.step, epoch,
-                      "done" if epoch_done else f"at batch position {state['position'][0]}")
+            log.debug(
+                "training state saved: step %d, epoch %d %s",
+                self.step,
+                epoch,
+                "done" if epoch_done else f"at batch position {state['position'][0]}",
+            )
 
     def _restore(self, state: dict) -> None:
         self.extensions.load_state_dict(state["extensions"], self.exp_dir / STATE_FILENAME)
@@ -339,8 +366,12 @@ class _Run:
             if writer:
                 writer.close()
         skipped = self.skipped["nonfinite_loss"] + self.skipped["nonfinite_gradient"]
-        log.info("best epoch %d, dev WER %.2f%%; %d batch(es) skipped for a non-finite loss or gradient",
-                 self.best["epoch"], 100 * self.best["dev_wer"], skipped)
+        log.info(
+            "best epoch %d, dev WER %.2f%%; %d batch(es) skipped for a non-finite loss or gradient",
+            self.best["epoch"],
+            100 * self.best["dev_wer"],
+            skipped,
+        )
         return TrainResult(
             best_epoch=self.best["epoch"],
             best_dev_wer=self.best["dev_wer"],
@@ -370,7 +401,11 @@ class _Run:
         self.history.append(record)
         log.info(
             "epoch %d: train loss %.4f, dev loss %.4f, dev WER %.2f%%, %.1fs",
-            epoch, record["train_loss"], dev_loss, 100 * dev_wer, record["seconds"],
+            epoch,
+            record["train_loss"],
+            dev_loss,
+            100 * dev_wer,
+            record["seconds"],
         )
         improved = (dev_wer, dev_loss) < (self.best["dev_wer"], self.best["dev_loss"])
         if improved:
@@ -398,8 +433,14 @@ class _Run:
         self.model.train()
         batches = self.data.epoch(epoch, position)
         done = position if isinstance(position, int) else sum(position["consumed"]) if position else 0
-        bar = progress(total=self.data.batches_per_epoch(), desc=f"epoch {epoch}/{self.tc.epochs}", unit="batch",
-                       enabled=self.context.is_main, leave=False, initial=done)
+        bar = progress(
+            total=self.data.batches_per_epoch(),
+            desc=f"epoch {epoch}/{self.tc.epochs}",
+            unit="batch",
+            enabled=self.context.is_main,
+            leave=False,
+            initial=done,
+        )
         every = self.tc.checkpoint_every_steps
         while True:
             batch = next(batches, _END)
@@ -414,8 +455,13 @@ class _Run:
             self.epoch_totals["loss"] += outcome.loss
             self.epoch_totals["batches"] += 1
             bar.set_postfix(loss=f"{outcome.loss:.3f}")
-            log.debug("step %d: loss %.6f, grad norm %.6f, %d utterances",
-                      self.step, outcome.loss, outcome.grad_norm, outcome.utterances)
+            log.debug(
+                "step %d: loss %.6f, grad norm %.6f, %d utterances",
+                self.step,
+                outcome.loss,
+                outcome.grad_norm,
+                outcome.utterances,
+            )
             if writer:
                 writer.add_scalar("train/loss", outcome.loss, self.step)
                 for name, value in outcome.metrics.items():
@@ -436,13 +482,24 @@ class _Run:
         else:
             log.warning(
                 "epoch %d: non-finite %s, batch of %d utterance(s) skipped (%d so far)",
-                epoch, outcome.status.split("_", 1)[1], outcome.utterances, self.skipped[outcome.status],
+                epoch,
+                outcome.status.split("_", 1)[1],
+                outcome.utterances,
+                self.skipped[outcome.status],
             )
 
     def _validate(self) -> tuple[float, float]:
         """Dev WER and mean dev loss; each process decodes a share, all get the totals."""
-        dev = recognize(self.network, self.dev_set, self.tokenizer, device=self.device, compute_loss=True,
-                        description="dev", rank=self.context.rank, world_size=self.context.world_size)
+        dev = recognize(
+            self.network,
+            self.dev_set,
+            self.tokenizer,
+            device=self.device,
+            compute_loss=True,
+            description="dev",
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+        )
         hypotheses, losses = {}, {}
         for part_hypotheses, part_losses in distributed.gather((dev.hypotheses, dev.losses), self.context):
             hypotheses.update(part_hypotheses)

@@ -58,8 +58,13 @@ def ctc_loss_sum(log_probs: torch.Tensor, lengths: torch.Tensor, batch: Batch, b
     targets = batch.targets.to(log_probs.device)
     target_lengths = batch.target_lengths.to(log_probs.device)
     losses = F.ctc_loss(
-        log_probs.float().transpose(0, 1), targets, lengths, target_lengths,
-        blank=blank, reduction="none", zero_infinity=True,
+        log_probs.float().transpose(0, 1),
+        targets,
+        lengths,
+        target_lengths,
+        blank=blank,
+        reduction="none",
+        zero_infinity=True,
     )  # (B,)
     return (losses / target_lengths.clamp_min(1)).sum()
 
@@ -91,8 +96,10 @@ class TrainStep:
         self.context = context
         self.extensions = extensions or TrainingExtensions([])
         if self.extensions.adding_loss and context.is_distributed:
-            raise AsrError(f"the training extension(s) {', '.join(self.extensions.adding_loss)} add a loss, which "
-                           "needs one process: their parameters are not part of DistributedDataParallel")
+            raise AsrError(
+                f"the training extension(s) {', '.join(self.extensions.adding_loss)} add a loss, which "
+                "needs one process: their parameters are not part of DistributedDataParallel"
+            )
         self.device_type = torch.device(device).type
         self.dtype = PRECISIONS[precision]
         # fp16 needs loss scaling so small gradients do not underflow; bf16 has float32's range.
@@ -129,7 +136,9 @@ class TrainStep:
         extra_loss, metrics = None, {}
         if count and self.extensions.adding_loss:  # one process: the network is not wrapped
             with self.autocast():
-                encoded, lengths = self.network.encode(batch.features.to(self.device), batch.feature_lengths.to(self.device))
+                encoded, lengths = self.network.encode(
+                    batch.features.to(self.device), batch.feature_lengths.to(self.device)
+                )
                 log_probs = self.network.classify(encoded)
                 extra_loss, metrics = self.extensions.extra_loss(encoded, lengths, batch)
             loss_sum = ctc_loss_sum(log_probs, lengths, batch, self.blank)

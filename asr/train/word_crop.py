@@ -33,9 +33,7 @@ if TYPE_CHECKING:  # asr.train.extensions builds this module's extension
 log = logging.getLogger(__name__)
 
 
-def crop_to_words(
-    waveform: torch.Tensor, text: str, cuts: list[int], rng: random.Random
-) -> tuple[torch.Tensor, str]:
+def crop_to_words(waveform: torch.Tensor, text: str, cuts: list[int], rng: random.Random) -> tuple[torch.Tensor, str]:
     """Cut ``waveform (N,)`` and its normalised ``text`` to a random run of consecutive words.
 
     ``cuts`` holds one sample position between each pair of neighbouring words

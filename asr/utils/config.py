@@ -36,9 +36,7 @@ def dataclass_from_dict(cls: type, data: dict[str, Any], where: str):
     kwargs = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(
-                f"{where}: unknown key {key!r} (known keys: {', '.join(sorted(known))})"
-            )
+            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {', '.join(sorted(known))})")
         if not _check_type(value, hints[key]):
             raise ConfigError(f"{where}.{key}: expected {hints[key]}, got {value!r}")
         kwargs[key] = tuple(value) if isinstance(value, list) else value

@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -76,18 +77,33 @@ def progress(
     if _is_terminal(stream):
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, **tqdm_options)
     return PlainProgress(
-        iterable, total=total, desc=desc, unit=unit, stream=stream,
-        interval=progress_seconds() if interval is None else interval, clock=clock,
-        initial=tqdm_options.get("initial", 0), unit_scale=bool(tqdm_options.get("unit_scale", False)),
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        stream=stream,
+        interval=progress_seconds() if interval is None else interval,
+        clock=clock,
+        initial=tqdm_options.get("initial", 0),
+        unit_scale=bool(tqdm_options.get("unit_scale", False)),
     )
 
 
 class PlainProgress:
     """Progress as whole lines, at most one per ``interval`` seconds (checked when it advances)."""
 
-    def __init__(self, iterable: Iterable | None = None, total: float | None = None, desc: str = "",
-                 unit: str = "it", stream: TextIO | None = None, interval: float = DEFAULT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic, initial: float = 0, unit_scale: bool = False):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        total: float | None = None,
+        desc: str = "",
+        unit: str = "it",
+        stream: TextIO | None = None,
+        interval: float = DEFAULT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        initial: float = 0,
+        unit_scale: bool = False,
+    ):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.stream = sys.stderr if stream is None else stream
         self.interval, self.clock, self.unit_scale = interval, clock, unit_scale
@@ -106,7 +122,7 @@ class PlainProgress:
     def __len__(self) -> int:
         return int(self.total) if self.total is not None else len(self.iterable)
 
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc) -> None:

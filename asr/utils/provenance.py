@@ -18,6 +18,7 @@ def git_commit(folder: Path = Path(__file__).resolve().parents[2]) -> str | None
     """The commit of the checkout asr runs from (with ``+changes`` when its tracked files differ
     from it), or None for an installed copy outside git."""
     try:
+
         def run(*args):
             return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5)
 

@@ -55,13 +55,13 @@ def salvage(path: Path) -> BackoffLM:
                 break  # the last, cut line
             line = line.rstrip("\n")
             if line.startswith("\\") and line.endswith("-grams:"):
-                order = int(line[1:-len("-grams:")])
+                order = int(line[1 : -len("-grams:")])
                 if order > 2:
                     break
                 continue
             fields = line.split("\t")
             if order in (1, 2) and len(fields) >= order + 1:
-                ngram = tuple(fields[1:order + 1])
+                ngram = tuple(fields[1 : order + 1])
                 model.probs[order - 1][ngram] = float(fields[0])
                 if order == 1 and len(fields) == 3 and float(fields[2]) != 0.0:
                     model.backoffs[0][ngram] = float(fields[2])
@@ -87,16 +87,23 @@ def main() -> None:
     sample = [g for g in sample if g[-1] != "<s>"]
     import json
 
-    checked = subprocess.run([sys.executable, "-c", CHECK.format(base=LOG_BASE)], input=json.dumps(sample),
-                             capture_output=True, text=True, check=True)
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK.format(base=LOG_BASE)],
+        input=json.dumps(sample),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     expected = [p * math.log10(LOG_BASE) for p in json.loads(checked.stdout)]
     worst = max(abs(model.probs[len(g) - 1][g] - e) for g, e in zip(sample, expected))
     if worst > TOLERANCE:
         raise SystemExit(f"the salvaged values differ from prob() by up to {worst:.4f}: not written")
     _recompute_backoffs(model)
     write_arpa(model, args.out)
-    print(f"{args.out}: {unigrams} unigrams, {bigrams} bigrams; {len(sample)} checked against "
-          f"pocketsphinx's prob(), largest difference {worst:.1e}")
+    print(
+        f"{args.out}: {unigrams} unigrams, {bigrams} bigrams; {len(sample)} checked against "
+        f"pocketsphinx's prob(), largest difference {worst:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,11 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
     test_speakers: set[str] = set()
     if not splits["test"]:
         test_speakers = set(speakers[TEST_SPEAKER_STRIDE - 1 :: TEST_SPEAKER_STRIDE]) - dev_speakers
-        log.warning("an4: no test audio here; testing on the %d training speakers %s instead",
-                    len(test_speakers), ", ".join(sorted(test_speakers)))
+        log.warning(
+            "an4: no test audio here; testing on the %d training speakers %s instead",
+            len(test_speakers),
+            ", ".join(sorted(test_speakers)),
+        )
     held_out = dev_speakers | test_speakers
     return {
         "train": [u for u in splits["train"] if u.speaker not in held_out],

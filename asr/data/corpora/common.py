@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from asr.audio.io import audio_duration
 from asr.utils.errors import AudioError
@@ -17,7 +17,9 @@ def warn_missing(corpus: str, missing: list[str]) -> None:
     if missing:
         log.warning(
             "%s: %d transcribed utterance(s) have no audio and were skipped (first: %s)",
-            corpus, len(missing), missing[0],
+            corpus,
+            len(missing),
+            missing[0],
         )
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from asr.data.corpora import an4, fsdd, ljspeech, vctk
 from asr.data.dataset import Utterance
-from asr.utils.errors import AsrError
 from asr.data.phrases import DIGITS, generate_phrases
 from asr.data.text import normalize_text
+from asr.utils.errors import AsrError
 
 DOWNLOAD_URL = None  # assembled from the three corpora; download each one on its own
 PARTS = {"ljspeech": ljspeech, "an4": an4, "fsdd": fsdd}

@@ -158,8 +158,10 @@ def _check_channel(path: Path, channel: int | None) -> str | None:
         return None
     if channel > channels:
         return f"selects channel {channel} of a {channels}-channel file"
-    return (f"selects channel {channel} of a {channels}-channel file, and asr reads every channel mixed "
-            "to mono: write each channel to its own file (sox FILE out.wav remix N) and list those")
+    return (
+        f"selects channel {channel} of a {channels}-channel file, and asr reads every channel mixed "
+        "to mono: write each channel to its own file (sox FILE out.wav remix N) and list those"
+    )
 
 
 def _shorten_sphere(path: Path) -> bool:
@@ -218,7 +220,9 @@ def _segments(path: Path, recordings: dict[str, Path]) -> dict[str, tuple[str, f
         except ValueError:
             raise AsrError(f"{path}:{number}: start and end must be seconds, got {start_text!r} {end_text!r}") from None
         if start < 0 or (end != -1 and end <= start):
-            raise AsrError(f"{path}:{number}: {utt_id} has start {start} and end {end} (need 0 <= start < end, or end = -1)")
+            raise AsrError(
+                f"{path}:{number}: {utt_id} has start {start} and end {end} (need 0 <= start < end, or end = -1)"
+            )
         if recording not in recordings:
             raise AsrError(f"{path}:{number}: recording {recording!r} is not in wav.scp")
         segments[utt_id] = (recording, start, end)
@@ -271,11 +275,17 @@ def read_kaldi_dir(data_dir: str | Path) -> list[Utterance]:
         )
     warn_missing(f"kaldi {data_dir}", missing)
     if untranscribed:
-        log.warning("%s: %d utterance(s) have no line in text and were skipped (first: %s)",
-                    data_dir, len(untranscribed), untranscribed[0])
+        log.warning(
+            "%s: %d utterance(s) have no line in text and were skipped (first: %s)",
+            data_dir,
+            len(untranscribed),
+            untranscribed[0],
+        )
     orphans = sorted(set(texts) - set(segments))
     if orphans:
-        log.warning("%s: %d line(s) of text name no recording or segment (first: %s)", data_dir, len(orphans), orphans[0])
+        log.warning(
+            "%s: %d line(s) of text name no recording or segment (first: %s)", data_dir, len(orphans), orphans[0]
+        )
     return utterances
 
 

@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_URL = None  # one archive per subset: see download_urls
 MIRROR = "https://www.openslr.org/resources/12"
-SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100", "train-clean-360", "train-other-500")
+SUBSETS = (
+    "dev-clean",
+    "dev-other",
+    "test-clean",
+    "test-other",
+    "train-clean-100",
+    "train-clean-360",
+    "train-other-500",
+)
 DEFAULT_SUBSETS = ("dev-clean", "test-clean", "train-clean-100")  # about 6.7 GB of archives, 110 hours
 
 
@@ -42,7 +50,8 @@ def subset_folders(src: Path) -> list[Path]:
     """Subset folders under ``src`` (or ``src/LibriSpeech``): those holding ``*/*/*.trans.txt``."""
     root = _root(src)
     return [
-        folder for folder in sorted(root.iterdir())
+        folder
+        for folder in sorted(root.iterdir())
         if folder.is_dir() and next(folder.glob("*/*/*.trans.txt"), None) is not None
     ]
 
@@ -80,7 +89,9 @@ def read_subset(folder: Path) -> list[Utterance]:
 def prepare(src: Path) -> dict[str, list[Utterance]]:
     folders = subset_folders(src)
     if not folders:
-        raise AsrError(f"{src}: no LibriSpeech subset here (expected LibriSpeech/<subset>/<speaker>/<chapter>/*.trans.txt)")
+        raise AsrError(
+            f"{src}: no LibriSpeech subset here (expected LibriSpeech/<subset>/<speaker>/<chapter>/*.trans.txt)"
+        )
     splits = {folder.name: read_subset(folder) for folder in folders}
     training = [name for name in splits if name.startswith("train")]
     if training:

@@ -7,13 +7,12 @@ import base64
 import datetime
 import json
 import os
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import quote
 
 from asr import __version__
-from asr.utils.atomic import write_text_atomic
 from asr.evaluation.report.plots import (
     confusions_figure,
     figure_png,
@@ -22,7 +21,7 @@ from asr.evaluation.report.plots import (
     speaker_wer_figure,
 )
 from asr.evaluation.scoring import UtteranceScore, confusions, wer_by_length
-
+from asr.utils.atomic import write_text_atomic
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto;
@@ -109,24 +108,28 @@ _JS = """
 
 def _page(title: str, body: list[str]) -> str:
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-        *body,
-        f'<p class="note">Written by asr {escape(__version__)} on {generated}. '
-        "This page is self-contained: it needs no network access.</p>",
-        f"<script>{_JS}</script>",
-        "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+            *body,
+            f'<p class="note">Written by asr {escape(__version__)} on {generated}. '
+            "This page is self-contained: it needs no network access.</p>",
+            f"<script>{_JS}</script>",
+            "</body></html>",
+        ]
+    )
 
 
 def _card(label: str, value: str, sub: str = "", main: bool = False, ident: str = "") -> str:
     ident = f' id="{ident}"' if ident else ""
     sub = f'<div class="sub">{escape(sub)}</div>' if sub else ""
-    return (f'<div class="card{" main" if main else ""}"><div class="label">{escape(label)}</div>'
-            f'<div class="value"{ident}>{escape(value)}</div>{sub}</div>')
+    return (
+        f'<div class="card{" main" if main else ""}"><div class="label">{escape(label)}</div>'
+        f'<div class="value"{ident}>{escape(value)}</div>{sub}</div>'
+    )
 
 
 def decoder_label(decoder: dict | str | None) -> str:
@@ -168,8 +171,10 @@ def alignment_html(score: UtteranceScore) -> str:
     return f'<span class="align">{" ".join(parts)}</span>'
 
 
-_LEGEND = ('<p class="legend align"><span class="sub"><del>ref</del> <ins>hyp</ins></span> substitution '
-           '<span class="del"><del>ref</del></span> deletion <span class="ins"><ins>hyp</ins></span> insertion</p>')
+_LEGEND = (
+    '<p class="legend align"><span class="sub"><del>ref</del> <ins>hyp</ins></span> substitution '
+    '<span class="del"><del>ref</del></span> deletion <span class="ins"><ins>hyp</ins></span> insertion</p>'
+)
 
 
 def _table(headers: list[tuple[str, bool]], rows: list[str], ident: str = "", sortable: bool = True) -> str:
@@ -200,11 +205,15 @@ def _controls(options: list[tuple[str, str]], speakers: Sequence[str], selected:
 def _failed_section(failed: dict[str, str]) -> list[str]:
     if not failed:
         return []
-    items = "".join(f"<li><code>{escape(path)}</code>: {escape(reason)}</li>" for path, reason in sorted(failed.items()))
-    return [f'<h2 id="not-scored">Not scored ({len(failed)})</h2>',
-            '<p class="note">These utterances could not be decoded or their reference normalises to '
-            "nothing; they are left out of every number on this page.</p>",
-            f'<ul class="failed">{items}</ul>']
+    items = "".join(
+        f"<li><code>{escape(path)}</code>: {escape(reason)}</li>" for path, reason in sorted(failed.items())
+    )
+    return [
+        f'<h2 id="not-scored">Not scored ({len(failed)})</h2>',
+        '<p class="note">These utterances could not be decoded or their reference normalises to '
+        "nothing; they are left out of every number on this page.</p>",
+        f'<ul class="failed">{items}</ul>',
+    ]
 
 
 def audio_player(score: UtteranceScore, folder: Path | None) -> str:
@@ -223,8 +232,9 @@ def audio_player(score: UtteranceScore, folder: Path | None) -> str:
     return f'<td><audio controls preload="none" src="{escape(source)}"></audio></td>'
 
 
-def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str,
-                    folder: Path | None = None) -> str:
+def evaluation_html(
+    summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str, folder: Path | None = None
+) -> str:
     """The report page of one evaluation (see :func:`write_evaluation_html`); ``folder``: where the
     page is written (audio players link relative to it)."""
     low, high = summary["wer_ci95"]
@@ -235,19 +245,29 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
         _card("sentence errors", _percent(summary["sentence_error_rate"])),
         _card("utterances", str(summary["num_utterances"]), f"{len(failed)} not scored" if failed else ""),
         _card("reference words", str(summary["num_words"])),
-        _card("sub / del / ins", f"{summary['substitutions']} / {summary['deletions']} / {summary['insertions']}",
-              "word errors by kind"),
+        _card(
+            "sub / del / ins",
+            f"{summary['substitutions']} / {summary['deletions']} / {summary['insertions']}",
+            "word errors by kind",
+        ),
     ]
     if summary.get("decode_seconds") is not None:
         rtf = summary.get("real_time_factor")
-        cards.append(_card("decoding", f"{summary['decode_seconds']:.1f} s",
-                           f"real-time factor {rtf:.4f}" if rtf is not None else ""))
+        cards.append(
+            _card(
+                "decoding",
+                f"{summary['decode_seconds']:.1f} s",
+                f"real-time factor {rtf:.4f}" if rtf is not None else "",
+            )
+        )
     meta = " · ".join(
-        f"{label}: {escape(text)}" for label, text in (
+        f"{label}: {escape(text)}"
+        for label, text in (
             ("manifest", str(summary.get("manifest") or "")),
             ("model", str(summary.get("model") or "")),
             ("decoder", decoder_label(summary.get("decoder"))),
-        ) if text
+        )
+        if text
     )
     body = [
         f"<h1>{escape(title)}</h1>",
@@ -263,8 +283,10 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
     if len(summary["per_speaker"]) > 1:
         plots.append(_image(speaker_wer_figure(summary["per_speaker"]), "WER by speaker"))
     plots.append(_image(length_wer_figure(unit, bins), "WER by utterance length"))
-    body += ['<h2>Plots</h2><div class="plots">' + "".join(plots) + "</div>",
-             '<div class="plots">' + _image(confusions_figure(confusions(scores)), "most frequent errors") + "</div>"]
+    body += [
+        '<h2>Plots</h2><div class="plots">' + "".join(plots) + "</div>",
+        '<div class="plots">' + _image(confusions_figure(confusions(scores)), "most frequent errors") + "</div>",
+    ]
     speakers = list(summary["per_speaker"])
     if speakers:
         rows = [
@@ -273,14 +295,30 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
             f"{_num(row['substitutions'])}{_num(row['deletions'])}{_num(row['insertions'])}</tr>"
             for name, row in summary["per_speaker"].items()
         ]
-        body += ["<h2>Per speaker</h2>", _table(
-            [("speaker", False), ("utterances", True), ("words", True), ("WER", True), ("CER", True),
-             ("S", True), ("D", True), ("I", True)], rows, ident="speakers")]
+        body += [
+            "<h2>Per speaker</h2>",
+            _table(
+                [
+                    ("speaker", False),
+                    ("utterances", True),
+                    ("words", True),
+                    ("WER", True),
+                    ("CER", True),
+                    ("S", True),
+                    ("D", True),
+                    ("I", True),
+                ],
+                rows,
+                ident="speakers",
+            ),
+        ]
     body += _failed_section(failed)
     rows = []
     for score in scores:
         tags = ["errors" if score.errors else "correct"]
-        tags += [tag for tag, n in (("sub", score.substitutions), ("del", score.deletions), ("ins", score.insertions)) if n]
+        tags += [
+            tag for tag, n in (("sub", score.substitutions), ("del", score.deletions), ("ins", score.insertions)) if n
+        ]
         rows.append(
             f'<tr data-tags="{" ".join(tags)}" data-speaker="{escape(score.speaker or "")}">'
             f"<td>{escape(score.key)}</td><td>{escape(score.speaker or '')}</td>"
@@ -291,25 +329,56 @@ def evaluation_html(summary: dict, scores: Sequence[UtteranceScore], failed: dic
     body += [
         f"<h2>Utterances ({len(scores)})</h2>",
         _LEGEND,
-        _controls([("all", "all"), ("errors", "with errors"), ("sub", "with substitutions"),
-                   ("del", "with deletions"), ("ins", "with insertions"), ("correct", "correct")],
-                  speakers if len(speakers) > 1 else []),
-        _table([("id", False), ("speaker", False), ("seconds", True), ("words", True), ("errors", True),
-                ("S", True), ("D", True), ("I", True), ("WER", True), ("audio", False), ("alignment", False)], rows,
-               ident="utterances"),
+        _controls(
+            [
+                ("all", "all"),
+                ("errors", "with errors"),
+                ("sub", "with substitutions"),
+                ("del", "with deletions"),
+                ("ins", "with insertions"),
+                ("correct", "correct"),
+            ],
+            speakers if len(speakers) > 1 else [],
+        ),
+        _table(
+            [
+                ("id", False),
+                ("speaker", False),
+                ("seconds", True),
+                ("words", True),
+                ("errors", True),
+                ("S", True),
+                ("D", True),
+                ("I", True),
+                ("WER", True),
+                ("audio", False),
+                ("alignment", False),
+            ],
+            rows,
+            ident="utterances",
+        ),
     ]
     if summary.get("provenance"):
         origin = summary["provenance"]
-        body.append('<p class="meta" id="provenance">' + " · ".join(
-            f"{escape(str(key))} {escape(str(value))}" for key, value in origin.items() if value is not None) + "</p>")
+        body.append(
+            '<p class="meta" id="provenance">'
+            + " · ".join(
+                f"{escape(str(key))} {escape(str(value))}" for key, value in origin.items() if value is not None
+            )
+            + "</p>"
+        )
     settings = {k: summary.get(k) for k in ("decoder", "model_settings", "bootstrap") if k in summary}
-    body.append("<details><summary>Model and decoder settings</summary><pre>"
-                + escape(json.dumps(settings, indent=2, default=str)) + "</pre></details>")
+    body.append(
+        "<details><summary>Model and decoder settings</summary><pre>"
+        + escape(json.dumps(settings, indent=2, default=str))
+        + "</pre></details>"
+    )
     return _page(title, body)
 
 
-def write_evaluation_html(path: Path, summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str],
-                          title: str) -> None:
+def write_evaluation_html(
+    path: Path, summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str
+) -> None:
     """``report.html``: headline numbers, plots (WER by speaker and by length, top confusions),
     per-speaker table, utterances not scored, and every utterance aligned, sortable and filterable."""
     write_text_atomic(path, evaluation_html(summary, scores, failed, title, folder=path.parent))
@@ -324,11 +393,19 @@ def comparison_html(comparison) -> str:
     cards = [
         _card("WER A", _percent(c.counts_a.wer), a, ident="wer-a"),
         _card("WER B", _percent(c.counts_b.wer), b, ident="wer-b"),
-        _card("B - A", f"{100 * boot.difference:+.2f} pts",
-              f"{100 * boot.confidence:.0f} % CI {100 * boot.low:+.2f} to {100 * boot.high:+.2f}", main=True,
-              ident="difference"),
-        _card("p-value", boot.p_text().replace("p = ", "").replace("p <= ", "\u2264 "),
-              f"paired bootstrap, {boot.samples} samples", ident="p-value"),
+        _card(
+            "B - A",
+            f"{100 * boot.difference:+.2f} pts",
+            f"{100 * boot.confidence:.0f} % CI {100 * boot.low:+.2f} to {100 * boot.high:+.2f}",
+            main=True,
+            ident="difference",
+        ),
+        _card(
+            "p-value",
+            boot.p_text().replace("p = ", "").replace("p <= ", "\u2264 "),
+            f"paired bootstrap, {boot.samples} samples",
+            ident="p-value",
+        ),
         _card("B better on", str(len(c.better)), "utterances"),
         _card("B worse on", str(len(c.worse)), "utterances"),
         _card("unchanged", str(len(c.pairs) - len(c.better) - len(c.worse)), "utterances"),
@@ -346,18 +423,28 @@ def comparison_html(comparison) -> str:
     for note in c.notes:
         body.append(f'<p class="note">{escape(note)}</p>')
     if c.per_speaker_a:
-        body += ["<h2>Per speaker</h2>", '<div class="plots">'
-                 + _image(speaker_comparison_figure(c.per_speaker_a, c.per_speaker_b, (a, b)), "WER by speaker")
-                 + "</div>"]
+        body += [
+            "<h2>Per speaker</h2>",
+            '<div class="plots">'
+            + _image(speaker_comparison_figure(c.per_speaker_a, c.per_speaker_b, (a, b)), "WER by speaker")
+            + "</div>",
+        ]
         rows = []
         for name in c.per_speaker_a:
             wa, wb = c.per_speaker_a[name]["wer"], c.per_speaker_b[name]["wer"]
             cls = "better" if wb < wa else "worse" if wb > wa else ""
-            rows.append(f"<tr><td>{escape(name)}</td>{_num(c.per_speaker_a[name]['num_words'])}"
-                        f"{_num(wa, _percent(wa))}{_num(wb, _percent(wb))}"
-                        f'<td class="n {cls}" data-v="{wb - wa}">{100 * (wb - wa):+.2f}</td></tr>')
-        body.append(_table([("speaker", False), ("words", True), ("WER A", True), ("WER B", True),
-                            ("B - A (pts)", True)], rows, ident="speakers"))
+            rows.append(
+                f"<tr><td>{escape(name)}</td>{_num(c.per_speaker_a[name]['num_words'])}"
+                f"{_num(wa, _percent(wa))}{_num(wb, _percent(wb))}"
+                f'<td class="n {cls}" data-v="{wb - wa}">{100 * (wb - wa):+.2f}</td></tr>'
+            )
+        body.append(
+            _table(
+                [("speaker", False), ("words", True), ("WER A", True), ("WER B", True), ("B - A (pts)", True)],
+                rows,
+                ident="speakers",
+            )
+        )
     rows = []
     for score_a, score_b in c.pairs:
         change = score_b.errors - score_a.errors
@@ -374,10 +461,30 @@ def comparison_html(comparison) -> str:
     body += [
         f"<h2>Utterances ({len(c.pairs)})</h2>",
         _LEGEND,
-        _controls([("all", "all"), ("changed", "with a changed hypothesis"), ("better", "better in B"),
-                   ("worse", "worse in B"), ("same", "same error count")],
-                  speakers if len(speakers) > 1 else [], selected="changed"),
-        _table([("id", False), ("speaker", False), ("words", True), ("errors A", True), ("errors B", True),
-                ("B - A", True), (f"A: {a}", False), (f"B: {b}", False)], rows, ident="utterances"),
+        _controls(
+            [
+                ("all", "all"),
+                ("changed", "with a changed hypothesis"),
+                ("better", "better in B"),
+                ("worse", "worse in B"),
+                ("same", "same error count"),
+            ],
+            speakers if len(speakers) > 1 else [],
+            selected="changed",
+        ),
+        _table(
+            [
+                ("id", False),
+                ("speaker", False),
+                ("words", True),
+                ("errors A", True),
+                ("errors B", True),
+                ("B - A", True),
+                (f"A: {a}", False),
+                (f"B: {b}", False),
+            ],
+            rows,
+            ident="utterances",
+        ),
     ]
     return _page(f"{a} vs {b}", body)

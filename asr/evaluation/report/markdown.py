@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from asr.utils.atomic import write_text_atomic
-from asr.utils.errors import AsrError
 from asr.evaluation.bootstrap import DEFAULT_SAMPLES, DEFAULT_SEED, wer_interval
 from asr.evaluation.report.html import decoder_label, evaluation_html
 from asr.evaluation.scoring import (
@@ -19,6 +17,8 @@ from asr.evaluation.scoring import (
     pooled_counts,
     score_utterances,
 )
+from asr.utils.atomic import write_text_atomic
+from asr.utils.errors import AsrError
 
 __all__ = ["ScoredUtterance", "write_reports", "read_summaries", "results_table"]
 
@@ -29,8 +29,9 @@ POOLING_NOTE = (
 )
 
 
-def summarize(scores: Sequence[UtteranceScore], extra: dict, samples: int = DEFAULT_SAMPLES,
-              seed: int = DEFAULT_SEED) -> dict:
+def summarize(
+    scores: Sequence[UtteranceScore], extra: dict, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED
+) -> dict:
     """The ``summary.json`` contents: pooled counts, bootstrap interval, per-speaker rows, ``extra``."""
     counts = pooled_counts(scores)
     low, high = wer_interval([s.errors for s in scores], [s.num_words for s in scores], samples, seed)
@@ -43,8 +44,9 @@ def summarize(scores: Sequence[UtteranceScore], extra: dict, samples: int = DEFA
     }
 
 
-def write_reports(out_dir: Path, utterances: Sequence[ScoredUtterance], failed: dict[str, str],
-                  extra: dict, title: str) -> dict:
+def write_reports(
+    out_dir: Path, utterances: Sequence[ScoredUtterance], failed: dict[str, str], extra: dict, title: str
+) -> dict:
     """Score ``utterances`` and write ``summary.json``, ``report.md``, ``report.html``,
     ``alignments.txt`` and ``hyp.jsonl`` into ``out_dir``; returns the summary.
 
@@ -128,17 +130,28 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     ]
 
 
-def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str,
-                    worst: int = 20) -> str:
+def markdown_report(
+    summary: dict, scores: Sequence[UtteranceScore], failed: dict[str, str], title: str, worst: int = 20
+) -> str:
     """``report.md``: headline numbers with the bootstrap interval, settings, per-speaker table,
     top confusions, utterances not scored, then the worst utterances aligned."""
     low, high = summary["wer_ci95"]
     lines = [f"# {title}", ""]
     lines += _table(
         ["WER", "95 % CI", "CER", "sentence errors", "utterances", "words", "substitutions", "deletions", "insertions"],
-        [[percent(summary["wer"]), f"{100 * low:.2f}-{100 * high:.2f} %", percent(summary["cer"]),
-          percent(summary["sentence_error_rate"]), summary["num_utterances"], summary["num_words"],
-          summary["substitutions"], summary["deletions"], summary["insertions"]]],
+        [
+            [
+                percent(summary["wer"]),
+                f"{100 * low:.2f}-{100 * high:.2f} %",
+                percent(summary["cer"]),
+                percent(summary["sentence_error_rate"]),
+                summary["num_utterances"],
+                summary["num_words"],
+                summary["substitutions"],
+                summary["deletions"],
+                summary["insertions"],
+            ]
+        ],
     )
     bootstrap = summary["bootstrap"]
     lines += [
@@ -151,18 +164,33 @@ def markdown_report(summary: dict, scores: Sequence[UtteranceScore], failed: dic
     ]
     if summary.get("decode_seconds") is not None:
         rtf = summary.get("real_time_factor")
-        lines.append(f"- decoding: {summary['decode_seconds']:.2f} s, real-time factor {rtf if rtf is not None else 'n/a'}")
+        lines.append(
+            f"- decoding: {summary['decode_seconds']:.2f} s, real-time factor {rtf if rtf is not None else 'n/a'}"
+        )
     lines.append("")
     if summary["per_speaker"]:
         lines += ["## Per speaker", ""]
         lines += _table(
             ["speaker", "utterances", "words", "WER", "CER", "S", "D", "I"],
-            [[name, row["num_utterances"], row["num_words"], percent(row["wer"]), percent(row["cer"]),
-              row["substitutions"], row["deletions"], row["insertions"]] for name, row in summary["per_speaker"].items()],
+            [
+                [
+                    name,
+                    row["num_utterances"],
+                    row["num_words"],
+                    percent(row["wer"]),
+                    percent(row["cer"]),
+                    row["substitutions"],
+                    row["deletions"],
+                    row["insertions"],
+                ]
+                for name, row in summary["per_speaker"].items()
+            ],
         )
     top = confusions(scores)
     lines += ["## Most frequent errors", ""]
-    lines += _table(["substitution (ref → hyp)", "count"], [[f"{r} → {h}", n] for (r, h), n in top.substitutions] or [["none", ""]])
+    lines += _table(
+        ["substitution (ref → hyp)", "count"], [[f"{r} → {h}", n] for (r, h), n in top.substitutions] or [["none", ""]]
+    )
     lines += _table(["deletion", "count"], [[w, n] for w, n in top.deletions] or [["none", ""]])
     lines += _table(["insertion", "count"], [[w, n] for w, n in top.insertions] or [["none", ""]])
     if failed:
@@ -225,7 +253,9 @@ def results_table(summaries: dict[str, dict], pooled: bool = True) -> str:
         lines.append(
             f"| **pooled** | | {sum(s['num_utterances'] for s in summaries.values())} | {words} | "
             f"**{100 * errors / words:.2f} %** | | "
-            + " | ".join(str(sum(s[k] for s in summaries.values())) for k in ("substitutions", "deletions", "insertions"))
+            + " | ".join(
+                str(sum(s[k] for s in summaries.values())) for k in ("substitutions", "deletions", "insertions")
+            )
             + " |"
         )
     return "\n".join(lines)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -66,8 +66,11 @@ def length_wer_figure(unit: str, bins: Sequence[LengthBin]) -> Figure:
 def confusions_figure(confusions: Confusions) -> Figure:
     """Three horizontal bar charts: most frequent substitutions, deletions and insertions."""
     panels = [
-        ("substitutions (ref \u2192 hyp)", [f"{r} \u2192 {h}" for (r, h), _ in confusions.substitutions],
-         [n for _, n in confusions.substitutions]),
+        (
+            "substitutions (ref \u2192 hyp)",
+            [f"{r} \u2192 {h}" for (r, h), _ in confusions.substitutions],
+            [n for _, n in confusions.substitutions],
+        ),
         ("deletions", [w for w, _ in confusions.deletions], [n for _, n in confusions.deletions]),
         ("insertions", [w for w, _ in confusions.insertions], [n for _, n in confusions.insertions]),
     ]
@@ -88,8 +91,9 @@ def confusions_figure(confusions: Confusions) -> Figure:
     return figure
 
 
-def speaker_comparison_figure(per_speaker_a: dict[str, dict], per_speaker_b: dict[str, dict],
-                              names: tuple[str, str]) -> Figure:
+def speaker_comparison_figure(
+    per_speaker_a: dict[str, dict], per_speaker_b: dict[str, dict], names: tuple[str, str]
+) -> Figure:
     """Grouped bars: WER (%) of system A and system B for each speaker of either."""
     speakers = sorted(set(per_speaker_a) | set(per_speaker_b))
     figure, (axis,) = _figure(max(4.0, 0.9 * len(speakers) + 2), 3.0)
@@ -127,8 +131,9 @@ def plot_training_curves(history: Sequence[dict], path: str | Path) -> None:
     wers = [100 * r["dev_wer"] for r in history]
     wer_axis.plot(epochs, wers, marker=".", color=_OTHER)
     best = min(range(len(wers)), key=lambda i: (wers[i], history[i]["dev_loss"]))
-    wer_axis.scatter([epochs[best]], [wers[best]], color="black", zorder=3,
-                     label=f"best: epoch {epochs[best]}, {wers[best]:.2f}%")
+    wer_axis.scatter(
+        [epochs[best]], [wers[best]], color="black", zorder=3, label=f"best: epoch {epochs[best]}, {wers[best]:.2f}%"
+    )
     wer_axis.set_xlabel("epoch")
     wer_axis.set_ylabel("dev WER (%)")
     wer_axis.set_title("dev WER")
