@@ -22,6 +22,8 @@ class ModelConfig:
     hidden_size: int = 256  # units per direction in each recurrent layer
     bidirectional: bool = True  # read the utterance in both directions
     dropout: float = 0.2  # dropout between recurrent layers and before the output layer
+    lookahead_frames: int = 0  # front-end frames after each frame joined to it before the RNN, so a
+    # unidirectional (streamable) model sees that far ahead: N frames = N x subsampling x hop of latency
 
     def __post_init__(self):
         if self.frontend not in ("conv", "stack"):
@@ -34,6 +36,10 @@ class ModelConfig:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, not {self.cell!r}")
         if self.num_layers < 1 or self.hidden_size < 1:
             raise ValueError("num_layers and hidden_size must be positive")
+        if self.lookahead_frames < 0:
+            raise ValueError("lookahead_frames must be >= 0")
+        if self.lookahead_frames and self.bidirectional:
+            raise ValueError("lookahead_frames is for unidirectional models (a bidirectional one sees the whole utterance)")
 
 
 def zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int = 1) -> torch.Tensor:
@@ -84,6 +90,28 @@ class StackFrontEnd(nn.Module):
         return x, torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
 
 
+class Lookahead(nn.Module):
+    """Frame ``t`` joined with frames ``t+1..t+ahead``: ``(B, T, D) -> (B, T, (ahead + 1) * D)``; frames
+    past an utterance's length count as zeros. No weights; ``ahead = 0`` is the identity."""
+
+    def __init__(self, input_size: int, ahead: int):
+        super().__init__()
+        self.ahead = ahead
+        self.output_size = input_size * (ahead + 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.ahead == 0:
+            return x
+        padded = nn.functional.pad(zero_padding(x, lengths), (0, 0, 0, self.ahead))  # (B, T + ahead, D)
+        return join_frames(padded, x.shape[1], self.ahead)
+
+
+def join_frames(x: torch.Tensor, frames: int, ahead: int) -> torch.Tensor:
+    """``x: (B, frames + ahead, D)`` -> ``(B, frames, (ahead + 1) * D)``: each frame followed by the
+    next ``ahead`` (shared with the streaming network, :mod:`asr.model.streaming`)."""
+    return torch.cat([x[:, k : k + frames] for k in range(ahead + 1)], dim=-1)
+
+
 class AcousticModel(nn.Module):
     """Log-mel features ``(B, T, n_mels)`` -> CTC log-probabilities ``(B, T', vocab)``."""
 
@@ -103,8 +131,9 @@ class AcousticModel(nn.Module):
             self.frontend = ConvFrontEnd(features.n_mels, config.conv_channels, config.subsampling)
         else:
             self.frontend = StackFrontEnd(features.n_mels, config.subsampling)
+        self.lookahead = Lookahead(self.frontend.output_size, config.lookahead_frames)
         self.rnn = RecurrentStack(
-            config.cell, self.frontend.output_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout
+            config.cell, self.lookahead.output_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout
         )
         if config.cell == "lstm":
             self._open_forget_gates()
@@ -126,6 +155,7 @@ class AcousticModel(nn.Module):
         x = self.normalizer(features, lengths)
         x = self.spec_augment(x)
         x, lengths = self.frontend(x, lengths)  # (B, T', D)
+        x = self.lookahead(x, lengths)  # (B, T', D * (lookahead_frames + 1))
         return self.rnn(x, lengths), lengths  # (B, T', H * directions)
 
     def classify(self, encoded: torch.Tensor) -> torch.Tensor:
