@@ -25,8 +25,9 @@ from asr.model.streaming import StreamingNetwork
 from asr.utils.errors import AsrError, ConfigError
 
 CLIPS = ["3_theo_10.wav", "7_george_12.wav", "0_jackson_13.wav"]
-STREAMING = ModelConfig(frontend="conv", subsampling=2, num_layers=2, hidden_size=32, bidirectional=False,
-                        lookahead_frames=2)
+STREAMING = ModelConfig(
+    frontend="conv", subsampling=2, num_layers=2, hidden_size=32, bidirectional=False, lookahead_frames=2
+)
 
 
 def chunks(x: torch.Tensor, seed: int, most: int) -> list[torch.Tensor]:
@@ -51,7 +52,9 @@ def streaming_model(tmp_path_factory):
     return load_model(folder)
 
 
-@pytest.mark.parametrize("config", [FeatureConfig(sample_rate=8000, n_mels=40), FeatureConfig(), FeatureConfig(n_fft=401)])
+@pytest.mark.parametrize(
+    "config", [FeatureConfig(sample_rate=8000, n_mels=40), FeatureConfig(), FeatureConfig(n_fft=401)]
+)
 def test_features_equal_the_whole_file_log_mel(fsdd_clips, config):
     audio = load_audio(fsdd_clips / CLIPS[0], config.sample_rate)
     whole = LogMel(config)(audio)  # (T, F)
@@ -71,11 +74,14 @@ def test_features_clamped_to_the_utterance_are_refused():
         StreamingLogMel(FeatureConfig(dynamic_range_db=80.0))
 
 
-@pytest.mark.parametrize("config", [
-    STREAMING,
-    replace(STREAMING, subsampling=4, lookahead_frames=0, cell="gru"),
-    replace(STREAMING, frontend="stack", subsampling=3, lookahead_frames=3),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        STREAMING,
+        replace(STREAMING, subsampling=4, lookahead_frames=0, cell="gru"),
+        replace(STREAMING, frontend="stack", subsampling=3, lookahead_frames=3),
+    ],
+)
 def test_network_frames_equal_the_whole_utterance_network(fsdd_clips, config):
     torch.manual_seed(1)
     features = FeatureConfig(sample_rate=8000, n_mels=40)
@@ -143,8 +149,9 @@ def test_bidirectional_and_whole_utterance_normalisation_are_refused(untrained_m
         StreamingRecognizer(load_model(untrained_model))
     with pytest.raises(AsrError, match="bidirectional"):
         transcribe_stream(load_model(untrained_model), fsdd_clips / CLIPS[0])
-    network = AcousticModel(len(CharTokenizer()), FeatureConfig(sample_rate=8000, n_mels=40, normalization="utterance"),
-                            STREAMING)
+    network = AcousticModel(
+        len(CharTokenizer()), FeatureConfig(sample_rate=8000, n_mels=40, normalization="utterance"), STREAMING
+    )
     with pytest.raises(AsrError, match="whole utterance"):
         StreamingNetwork(network)
     with pytest.raises(ValueError, match="unidirectional"):
@@ -181,8 +188,12 @@ def test_stdin_wav_and_raw_pcm(streaming_model, fsdd_clips, tmp_path, kind):
         data, rate_args = path.read_bytes(), []
     else:
         data, rate_args = soundfile.read(path, dtype="int16")[0].astype("<i2").tobytes(), ["16000"]
-    done = subprocess.run([sys.executable, "-c", STDIN_SCRIPT, str(streaming_model.path), *rate_args],
-                          input=data, capture_output=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", STDIN_SCRIPT, str(streaming_model.path), *rate_args],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
     lines = [line.split("\t") for line in done.stdout.decode().splitlines()]
     assert lines[-1] == ["final", transcribe_file(streaming_model, path).text]
     assert len(lines) > 2 and all(kind == "partial" for kind, _ in lines[:-1])

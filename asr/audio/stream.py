@@ -27,8 +27,9 @@ class AudioStream:
     blocks: Iterator[torch.Tensor]  # mono float32 blocks (n,), the last one possibly shorter
 
 
-def read_stream(stream: BinaryIO, raw_rate: int | None = None, block_seconds: float = 0.1,
-                name: str = "stdin") -> AudioStream:
+def read_stream(
+    stream: BinaryIO, raw_rate: int | None = None, block_seconds: float = 0.1, name: str = "stdin"
+) -> AudioStream:
     """``stream`` as blocks of ``block_seconds``: raw 16-bit PCM at ``raw_rate`` Hz when it is given,
     otherwise a WAV file (its header read now). Raises :class:`AudioError` naming ``name`` when
     the rate is impossible or the stream is not an integer PCM WAV file; a sample cut short by the
@@ -54,8 +55,9 @@ def _check_rate(name: str, rate: int) -> int:
     return rate
 
 
-def _blocks(source: BinaryIO | wave.Wave_read, rate: int, channels: int, width: int,
-            block_seconds: float) -> Iterator[torch.Tensor]:
+def _blocks(
+    source: BinaryIO | wave.Wave_read, rate: int, channels: int, width: int, block_seconds: float
+) -> Iterator[torch.Tensor]:
     """Blocks of ``block_seconds`` read from ``source`` (a byte stream, or a WAV reader's frames)."""
     frames = max(1, round(block_seconds * rate))
     read = source.readframes if isinstance(source, wave.Wave_read) else lambda n: source.read(n * channels * width)

@@ -25,14 +25,22 @@ class StreamingLogMel:
 
     def __init__(self, config: FeatureConfig):
         if config.dynamic_range_db > 0:
-            raise AsrError("features with dynamic_range_db > 0 are clamped relative to the loudest bin of the whole "
-                           "utterance, so they cannot be computed as a stream")
+            raise AsrError(
+                "features with dynamic_range_db > 0 are clamped relative to the loudest bin of the whole "
+                "utterance, so they cannot be computed as a stream"
+            )
         self.config = config
         self.whole = LogMel(config)  # for a recording too short to reflect (below half an FFT)
         self.mel = torchaudio.transforms.MelSpectrogram(  # LogMel's transform without its centring
-            sample_rate=config.sample_rate, n_fft=config.fft_size, win_length=config.win_length,
-            hop_length=config.hop_length, n_mels=config.n_mels, power=2.0, center=False,
-            norm="slaney", mel_scale="slaney",
+            sample_rate=config.sample_rate,
+            n_fft=config.fft_size,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=False,
+            norm="slaney",
+            mel_scale="slaney",
         )
         self.pad = config.fft_size // 2  # reflected samples at each end
         self.received = 0  # samples accepted so far

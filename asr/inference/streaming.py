@@ -45,8 +45,13 @@ class StreamingResult:
 class StreamingRecognizer:
     """One utterance (or one unbroken recording): :meth:`accept` chunks, then :meth:`finish` once."""
 
-    def __init__(self, model: PackagedModel, sample_rate: int | None = None, decoder=None,
-                 feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        model: PackagedModel,
+        sample_rate: int | None = None,
+        decoder=None,
+        feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         """``sample_rate``: the rate of the audio to come (None: the model's). ``decoder``: decodes
         all frames for the final result (None: greedy, which keeps no frames). ``feature_map``:
         applied to each new block of features ``(T, F) -> (T, F)`` frame by frame (e.g. a speaker's
@@ -122,8 +127,13 @@ def stream_results(recognizer: StreamingRecognizer, blocks: Iterable[torch.Tenso
     yield recognizer.finish()
 
 
-def transcribe_stream(model: PackagedModel, source: str | Path | BinaryIO, raw_rate: int | None = None,
-                      block_seconds: float = 0.1, decoder=None) -> Iterator[StreamingResult]:
+def transcribe_stream(
+    model: PackagedModel,
+    source: str | Path | BinaryIO,
+    raw_rate: int | None = None,
+    block_seconds: float = 0.1,
+    decoder=None,
+) -> Iterator[StreamingResult]:
     """Partial results, then the final one, for an audio file read block by block (``source`` a path),
     or for a byte stream (``"-"``: stdin): a WAV file, or raw 16-bit mono PCM at ``raw_rate`` Hz.
     ``decoder``: for the final result (None: greedy). Raises :class:`asr.utils.errors.AsrError`

@@ -39,7 +39,9 @@ class ModelConfig:
         if self.lookahead_frames < 0:
             raise ValueError("lookahead_frames must be >= 0")
         if self.lookahead_frames and self.bidirectional:
-            raise ValueError("lookahead_frames is for unidirectional models (a bidirectional one sees the whole utterance)")
+            raise ValueError(
+                "lookahead_frames is for unidirectional models (a bidirectional one sees the whole utterance)"
+            )
 
 
 def zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int = 1) -> torch.Tensor:
@@ -133,7 +135,12 @@ class AcousticModel(nn.Module):
             self.frontend = StackFrontEnd(features.n_mels, config.subsampling)
         self.lookahead = Lookahead(self.frontend.output_size, config.lookahead_frames)
         self.rnn = RecurrentStack(
-            config.cell, self.lookahead.output_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout
+            config.cell,
+            self.lookahead.output_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bidirectional,
+            config.dropout,
         )
         if config.cell == "lstm":
             self._open_forget_gates()

@@ -22,12 +22,16 @@ FRAMEWISE_NORMALIZATIONS = ("global", "speaker", "none")  # normalisations that 
 def check_streamable(network: AcousticModel) -> None:
     """Raise :class:`AsrError` saying why ``network`` cannot run as a stream, if it cannot."""
     if network.config.bidirectional:
-        raise AsrError("this model is bidirectional: its backward LSTM starts from the end of the audio, so it "
-                       "cannot run as a stream; train one with [model] bidirectional = false and a small "
-                       "lookahead_frames (recipes/fsdd/conf_streaming.toml)")
+        raise AsrError(
+            "this model is bidirectional: its backward LSTM starts from the end of the audio, so it "
+            "cannot run as a stream; train one with [model] bidirectional = false and a small "
+            "lookahead_frames (recipes/fsdd/conf_streaming.toml)"
+        )
     if network.normalizer.mode not in FRAMEWISE_NORMALIZATIONS:
-        raise AsrError(f"this model normalises by statistics of the whole utterance ({network.normalizer.mode!r}), "
-                       "so it cannot run as a stream")
+        raise AsrError(
+            f"this model normalises by statistics of the whole utterance ({network.normalizer.mode!r}), "
+            "so it cannot run as a stream"
+        )
 
 
 class StreamingNetwork:
@@ -38,7 +42,9 @@ class StreamingNetwork:
         self.network = network.eval()
         config = network.config
         if config.frontend == "conv":
-            self.frontend: _ConvStream | _StackStream = _ConvStream(network.frontend.convs, network.feature_config.n_mels)
+            self.frontend: _ConvStream | _StackStream = _ConvStream(
+                network.frontend.convs, network.feature_config.n_mels
+            )
         else:
             self.frontend = _StackStream(config.subsampling, network.feature_config.n_mels)
         self.ahead = config.lookahead_frames
