@@ -45,8 +45,7 @@ class SegmentText:
 @dataclass(frozen=True)
 class LongFormConfig:
     segmenter: SegmenterConfig = SegmenterConfig()  # where long files are cut
-    batch_size: int = 8  # segments run through the network and the decoder together (LJ model, one
-    # thread: 8 segments of 10 s ran at 651 s of audio per second, 16 at 674, 1 at 401)
+    batch_size: int = 8  # segments run through the network and the decoder together
     pool_batches: int = 4  # batches' worth of segments read ahead and sorted by length before batching
     block_seconds: float = 30.0  # audio read from the file at a time
 

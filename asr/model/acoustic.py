@@ -148,8 +148,8 @@ class AcousticModel(nn.Module):
         self.output = nn.Linear(self.rnn.output_size, vocab_size)
 
     def _open_forget_gates(self) -> None:
-        """Start LSTM forget-gate biases at 1 (Jozefowicz et al., 2015): on yesno this
-        took CTC training off the all-blank plateau within the first hundred steps."""
+        """Start LSTM forget-gate biases at 1 (Jozefowicz et al., 2015), which helps CTC training
+        leave the all-blank plateau early."""
         hidden = self.config.hidden_size
         with torch.no_grad():
             for name, bias in self.rnn.named_parameters():

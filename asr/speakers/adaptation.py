@@ -45,8 +45,6 @@ FIXED_STATISTICS = ("global", "speaker", "none")  # normaliser modes the transfo
 @dataclass(frozen=True)
 class AdaptConfig:
     transform: str = "diagonal"  # "diagonal": a scale and a bias per mel bin; "full": F x F matrix and bias
-    # (FSDD's unseen speakers, 13.72 % before: diagonal 11.96 / 12.04 % with seeds 0 / 1, full anywhere
-    # from 10.76 to 12.84 % by seed and epochs; see recipes/fsdd/README.md)
     epochs: int = 20  # passes over the speaker's first-pass transcripts
     learning_rate: float = 3e-3  # Adam step size
     batch_size: int = 16  # utterances per update
