@@ -50,6 +50,23 @@ class FeatureConfig:
         return self.n_fft or 1 << (self.win_length - 1).bit_length()
 
 
+def mel_spectrogram(config: FeatureConfig, center: bool) -> torchaudio.transforms.MelSpectrogram:
+    """The power mel spectrogram of ``config`` (Slaney mel scale and norm); ``center``: reflect-pad
+    half an FFT at each end, as whole utterances are (streaming pads by itself)."""
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=config.sample_rate,
+        n_fft=config.fft_size,
+        win_length=config.win_length,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        power=2.0,
+        center=center,
+        pad_mode="reflect",
+        norm="slaney",
+        mel_scale="slaney",
+    )
+
+
 class LogMel(nn.Module):
     """Waveform ``(num_samples,)`` or ``(B, num_samples)`` -> log-mel ``(..., T, n_mels)``.
 
@@ -61,18 +78,7 @@ class LogMel(nn.Module):
     def __init__(self, config: FeatureConfig):
         super().__init__()
         self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.fft_size,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            n_mels=config.n_mels,
-            power=2.0,
-            center=True,
-            pad_mode="reflect",
-            norm="slaney",
-            mel_scale="slaney",
-        )
+        self.mel = mel_spectrogram(config, center=True)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         too_short = self.config.fft_size // 2 + 1 - waveform.shape[-1]

@@ -14,9 +14,8 @@ to float rounding.
 from __future__ import annotations
 
 import torch
-import torchaudio
 
-from asr.features.logmel import FeatureConfig, LogMel
+from asr.features.logmel import FeatureConfig, LogMel, mel_spectrogram
 from asr.utils.errors import AsrError
 
 
@@ -31,17 +30,7 @@ class StreamingLogMel:
             )
         self.config = config
         self.whole = LogMel(config)  # for a recording too short to reflect (below half an FFT)
-        self.mel = torchaudio.transforms.MelSpectrogram(  # LogMel's transform without its centring
-            sample_rate=config.sample_rate,
-            n_fft=config.fft_size,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            n_mels=config.n_mels,
-            power=2.0,
-            center=False,
-            norm="slaney",
-            mel_scale="slaney",
-        )
+        self.mel = mel_spectrogram(config, center=False)  # LogMel's transform without its centring
         self.pad = config.fft_size // 2  # reflected samples at each end
         self.received = 0  # samples accepted so far
         self.frames = 0  # frames returned so far
