@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -169,34 +170,39 @@ def test_models_saved_before_the_look_ahead_field_still_load(untrained_model, tm
         load_model(tmp_path)
 
 
-STDIN_SCRIPT = """
-import sys
-from asr.inference.streaming import transcribe_stream
-from asr.model.checkpoint import load_model
-raw_rate = int(sys.argv[2]) if len(sys.argv) > 2 else None
-for result in transcribe_stream(load_model(sys.argv[1]), "-", raw_rate=raw_rate):
-    print("final" if result.final else "partial", result.text, sep="\\t")
-"""
-
-
 @pytest.mark.parametrize("kind", ["wav", "raw"])
-def test_stdin_wav_and_raw_pcm(streaming_model, fsdd_clips, tmp_path, kind):
+def test_asr_transcribe_stream_from_stdin_prints_partials_then_the_final_text(
+    streaming_model, fsdd_clips, tmp_path, kind
+):
     audio = load_audio(fsdd_clips / CLIPS[0], 16000).numpy()
     path = tmp_path / "clip.wav"
     soundfile.write(path, audio, 16000, subtype="PCM_16")
     if kind == "wav":
         data, rate_args = path.read_bytes(), []
     else:
-        data, rate_args = soundfile.read(path, dtype="int16")[0].astype("<i2").tobytes(), ["16000"]
-    done = subprocess.run(
-        [sys.executable, "-c", STDIN_SCRIPT, str(streaming_model.path), *rate_args],
-        input=data,
-        capture_output=True,
-        check=True,
-    )
-    lines = [line.split("\t") for line in done.stdout.decode().splitlines()]
-    assert lines[-1] == ["final", transcribe_file(streaming_model, path).text]
-    assert len(lines) > 2 and all(kind == "partial" for kind, _ in lines[:-1])
+        data, rate_args = soundfile.read(path, dtype="int16")[0].astype("<i2").tobytes(), ["--raw-rate", "16000"]
+    command = [sys.executable, "-m", "asr", "transcribe", "--stream", "-", "--model", str(streaming_model.path)]
+    done = subprocess.run([*command, *rate_args], input=data, capture_output=True, check=True)
+    final = transcribe_file(streaming_model, path).text
+    assert done.stdout.decode().splitlines() == [final]
+    partials = [line for line in done.stderr.decode().splitlines() if line.startswith("partial ")]
+    assert len(partials) >= 2 and partials[-1].split(": ", 1)[1] in final  # a partial only grows
+    as_json = subprocess.run([*command, *rate_args, "-f", "json"], input=data, capture_output=True, check=True)
+    results = [json.loads(line) for line in as_json.stdout.decode().splitlines()]
+    assert [r["final"] for r in results] == [False] * (len(results) - 1) + [True] and results[-1]["text"] == final
+    assert [r["seconds"] for r in results] == sorted(r["seconds"] for r in results)
+    assert len(results) > 2 and results[-1]["seconds"] == pytest.approx(len(audio) / 16000, abs=1e-3)
+
+
+def test_asr_transcribe_stream_refuses_what_needs_the_whole_file(streaming_model, fsdd_clips):
+    clip = str(fsdd_clips / CLIPS[0])
+    for extra, message in [(["-f", "srt"], "whole file"), ([clip], "one audio file"), (["--raw-rate", "8000"], "raw")]:
+        done = subprocess.run(
+            [sys.executable, "-m", "asr", "transcribe", "--stream", clip, *extra, "--model", str(streaming_model.path)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
 def test_a_stream_that_is_not_wav_needs_a_rate_and_a_file_none(streaming_model, fsdd_clips):

@@ -53,6 +53,29 @@ def frame_energies_db(samples: torch.Tensor, frame: int) -> torch.Tensor:
     return 10 * torch.log10(frames.pow(2).mean(dim=1) + 1e-10)
 
 
+def sound_spans(
+    samples: torch.Tensor, sample_rate: int, threshold: float = 0.1, min_gap: float = 0.15, min_length: float = 0.1
+) -> list[tuple[float, float]]:
+    """``samples: (N,)`` -> ``(start, end)`` seconds of each stretch whose 10 ms RMS exceeds
+    ``threshold`` x the loudest frame's; gaps shorter than ``min_gap`` seconds are bridged and
+    stretches shorter than ``min_length`` dropped. For words separated by pauses (yesno), the words."""
+    hop = sample_rate // 100
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)  # (F, hop)
+    rms = frames.pow(2).mean(dim=1).sqrt()
+    active = (rms > threshold * rms.max()).tolist() if len(rms) else []
+    spans: list[tuple[int, int]] = []
+    start = None
+    for index, on in enumerate([*active, False]):
+        if on and start is None:
+            start = index
+        elif not on and start is not None:
+            if spans and (start - spans[-1][1]) * 0.01 < min_gap:
+                start = spans.pop()[0]
+            spans.append((start, index))
+            start = None
+    return [(a * 0.01, b * 0.01) for a, b in spans if (b - a) * 0.01 >= min_length]
+
+
 def quiet_frames(energies: torch.Tensor, config: SegmenterConfig) -> torch.Tensor:
     """``energies: (F,)`` dB -> ``(F,)`` bool: the frames below the window's threshold."""
     floor, loud = torch.quantile(energies, torch.tensor([0.05, 0.95])).tolist()

@@ -27,6 +27,10 @@ def _cmd_transcribe(args) -> int:
     from asr.inference.recognizer import Recognizer
     from asr.utils.threads import configure_threads
 
+    if args.stream:
+        return _stream(args)
+    if args.raw_rate is not None:
+        raise AsrError("--raw-rate describes raw PCM on stdin: it goes with --stream -")
     inputs = gather_inputs(args.inputs, args.files_from, args.manifest)
     if not inputs:
         raise AsrError("nothing to transcribe: give audio files or folders, --files-from or --manifest")
@@ -39,6 +43,49 @@ def _cmd_transcribe(args) -> int:
     paths = [item.path for item in inputs if not item.problem]
     feature_map = _speaker_feature_map(args, recognizer.model, recognizer.decoder, paths)
     return _transcribe_each(args, inputs, recognizer, feature_map)
+
+
+def _stream(args) -> int:
+    """``--stream``: one file or stdin, read block by block; partials and the final text as they come."""
+    import torch
+
+    from asr.inference.recognizer import Recognizer
+    from asr.inference.streaming import transcribe_stream
+    from asr.utils.threads import configure_threads
+
+    if len(args.inputs) != 1 or args.files_from or args.manifest:
+        raise AsrError("--stream reads one audio file, or - for stdin (a WAV stream, or raw PCM with --raw-rate)")
+    if args.format not in ("txt", "json") or args.output_dir or args.same_speaker or args.adapt or args.nbest:
+        raise AsrError(
+            "--stream prints txt or json lines to stdout: -o, srt/vtt, --same-speaker, --adapt and "
+            "--nbest need the whole file (drop --stream)"
+        )
+    configure_threads(args.threads or 1, level=logging.DEBUG)  # a chunk's small matrix products gain nothing from more
+    recognizer = Recognizer.load(args.model, **decoder_overrides(args))
+    if not isinstance(recognizer.model.network, torch.nn.Module):
+        raise AsrError("--stream runs the torch network chunk by chunk: give the model, not an ONNX export")
+    decoder = None if recognizer.decoder_config.kind == "greedy" else recognizer.decoder
+    source = args.inputs[0]
+    results = transcribe_stream(recognizer.model, source, args.raw_rate, args.chunk_ms / 1000, decoder)
+    redraw = sys.stderr.isatty()
+    for result in results:
+        if args.format == "json":
+            print(
+                json.dumps(
+                    {"text": result.text, "final": result.final, "seconds": round(result.seconds, 3)},
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
+        elif result.final:
+            if redraw:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            print(result.text, flush=True)
+        elif redraw:  # a terminal: the partial redrawn in place, on stderr
+            print(f"\r\033[K{result.text}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"partial {result.seconds:.2f}s: {result.text}", file=sys.stderr, flush=True)
+    return 0
 
 
 def _speaker_feature_map(args, model, decoder, paths: list[str]):
@@ -154,6 +201,8 @@ def _register_transcribe(sub) -> None:
             "asr transcribe --manifest data/test.jsonl -f json > hyp.json",
             "find . -name '*.flac' | asr transcribe --files-from -",
             "asr transcribe clip.wav --model exp/english --lm words.arpa --lexicon lexicon.txt",
+            "arecord -f S16_LE -r 16000 | asr transcribe --stream - --model exp/streaming",
+            "asr transcribe --stream clip.wav --model exp/streaming -f json",
         ),
     )
     p.add_argument(
@@ -194,6 +243,18 @@ def _register_transcribe(sub) -> None:
         "without this flag such a model uses its training set's global statistics); give it "
         "several seconds of the voice",
     )
+    g = p.add_argument_group(
+        "streaming (a model trained with bidirectional = false: recipes/yesno/conf_streaming.toml)"
+    )
+    g.add_argument(
+        "--stream",
+        action="store_true",
+        help="read one file, or - (stdin: WAV, or raw 16-bit PCM with --raw-rate), block by block and print "
+        "results as they come: txt: the partial text on stderr (redrawn on a terminal, a line each "
+        "otherwise), the final text on stdout; json: one line per result {text, final, seconds}",
+    )
+    g.add_argument("--raw-rate", type=int, metavar="HZ", help="stdin is raw little-endian 16-bit mono PCM at HZ")
+    g.add_argument("--chunk-ms", type=float, default=100.0, metavar="MS", help="audio read per step")
     add_decoder_options(p)
     add_adapt_options(p, "the files are all one speaker: adapt the model to that voice")
     p.add_argument("--nbest", type=int, metavar="N", help="hypotheses per file (json lists them as alternatives)")
