@@ -42,7 +42,8 @@ def test_yesno_recipe_end_to_end(yesno_recipe):
         summary = json.loads((work / "exp" / "yesno" / f"eval_test_{decoder}" / "summary.json").read_text())
         assert summary["num_utterances"] == 29 and summary["num_words"] == 232
         assert summary["decoder"]["kind"] == decoder
-        assert summary["wer"] <= 0.02  # the recipe README records the measured figures
+        # the recipe README records the measured figures: greedy 0.43-1.29 %, beam 0.00 % over 8 runs
+        assert summary["wer"] <= (0.02 if decoder == "greedy" else 0.005)
     transcript = result.stdout.strip().splitlines()[-1].split()  # stage 5 prints last
     assert len(transcript) == 8 and set(transcript) <= {"yes", "no"}
 
