@@ -79,6 +79,37 @@ def test_word_timestamps_match_the_pauses_between_words(yesno_recipe, shared_dat
     assert errors.mean() <= 0.06 and np.percentile(errors, 90) <= 0.1, (errors.mean(), np.percentile(errors, 90))
 
 
+@pytest.mark.slow
+def test_streaming_recipe_model_prints_growing_partials_of_a_real_clip_from_stdin(yesno_recipe, shared_data):
+    """recipes/yesno/conf_streaming.toml trained by the recipe (stages 1-2), then a test file piped
+    through ``asr transcribe --stream -``: the partials grow word by word to the final text."""
+    work, _ = yesno_recipe
+    result = subprocess.run(
+        ["bash", str(ROOT / "recipes" / "yesno" / "run.sh"), "--src", str(shared_data / "yesno"), "--stage", "1",
+         "--stop-stage", "2", "--config", str(ROOT / "recipes" / "yesno" / "conf_streaming.toml"),
+         "--exp", "exp/yesno_streaming"],
+        cwd=work, env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    clip = shared_data / "yesno" / "waves_yesno" / "1_0_1_1_0_1_1_1.wav"  # a test file
+    streamed = subprocess.run(
+        [sys.executable, "-m", "asr", "transcribe", "--stream", "-", "--model", str(work / "exp/yesno_streaming")],
+        input=clip.read_bytes(), capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert streamed.returncode == 0, streamed.stderr.decode()[-2000:]
+    final = streamed.stdout.decode().split()
+    reference = ["yes" if bit == "1" else "no" for bit in clip.stem.split("_")]
+    assert sum(a != b for a, b in zip(final, reference)) + abs(len(final) - len(reference)) <= 1
+    partials = [line.split(": ", 1)[1] for line in streamed.stderr.decode().splitlines() if line.startswith("partial")]
+    seconds = [
+        float(line.split()[1].rstrip("s:"))
+        for line in streamed.stderr.decode().splitlines()
+        if line.startswith("partial")
+    ]
+    assert len(partials) >= len(reference) and seconds == sorted(seconds) and seconds[0] < 3.0  # words before the end
+    assert all(later.startswith(earlier) for earlier, later in zip(partials, partials[1:]))
+
+
 def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_every_decoding(tmp_path):
     """recipes/fsdd/loso.sh on the embedded demo clips: one held-out speaker, a one-epoch model; then self_train.sh continues it on the speaker's
     clips as the model transcribed them."""
