@@ -37,6 +37,7 @@ def served_yesno(shared_data, tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_recipe_downloads_and_prepares(served_yesno, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import soundfile
 import torch
 
@@ -74,6 +75,7 @@ def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(un
     assert torch.allclose(expected, got, atol=2e-2) and not torch.equal(expected, got)
 
 
+@pytest.mark.slow
 def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd_clips, tmp_path):
     # FSDD file indices 0-4 are the shipped model's test split: it never trained on these clips
     clips = sorted(fsdd_clips.glob("*_[0-4].wav"))

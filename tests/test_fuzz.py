@@ -103,6 +103,7 @@ def hostile(tmp_path_factory, fsdd_clips):
     return folder, make_broken_files(folder, fsdd_clips / "0_george_10.wav")
 
 
+@pytest.mark.slow
 def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, fsdd_clips, tmp_path):
     folder, broken = hostile
     long_silence = folder / "two_hours_silence.flac"  # transcribe streams long files: an empty transcript
@@ -138,6 +139,7 @@ def test_transcribe_names_each_broken_file_and_keeps_the_others(hostile, model, 
     assert as_json.stderr.startswith(f"error: {folder / 'nan.wav'}")
 
 
+@pytest.mark.slow
 def test_prepare_skips_broken_audio_and_transcript_lines(hostile, shared_data, tmp_path):
     """A yesno folder with broken files among real ones; an LJ Speech copy with bad metadata lines."""
     folder, broken = hostile
@@ -247,6 +249,7 @@ def test_train_and_evaluate_skip_bad_lines_and_files_and_keep_the_rest(hostile, 
     assert "two_hours_silence.flac: 120 minutes of audio" in summary["failed"][str(folder / "two_hours_silence.flac")]
 
 
+@pytest.mark.slow
 def test_files_of_noise_where_a_config_or_manifest_belongs(model, tmp_path):
     noise = np.random.default_rng(1).bytes(20000)
     (tmp_path / "noise.toml").write_bytes(noise)

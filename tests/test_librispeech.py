@@ -146,6 +146,7 @@ def mirror(librispeech, tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_recipe_downloads_subsets_and_prepares(mirror, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "SUBSETS": "dev-clean test-clean", "MIRROR": mirror}
     work = tmp_path / "work"

@@ -139,6 +139,7 @@ def manifest(fsdd_clips: Path, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_int8_wer_is_within_half_a_point_of_float32(english_export, fsdd_clips, tmp_path):
     """``asr evaluate --model EXPORT`` with the model's beam decoder and word LM, float32 and int8.
 
@@ -228,6 +229,7 @@ def test_other_architectures_export_exactly(frontend, cell, bidirectional, norma
             assert (got - expected).abs()[valid].max().item() < TOLERANCE
 
 
+@pytest.mark.slow
 def test_command_line_exports_and_transcribes_through_onnxruntime(untrained_model, fsdd_clips, tmp_path):
     """`asr export --onnx --int8`, then `asr transcribe --model EXPORT` and the API on the export:
     the float32 export gives the torch model's text; the int8 one runs by default."""

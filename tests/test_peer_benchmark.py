@@ -20,6 +20,7 @@ DIGITS = "zero one two three four five six seven eight nine".split()
 CLIPS = ["0_george_0", "4_jackson_1", "7_theo_2"]
 
 
+@pytest.mark.slow
 @needs_pocketsphinx
 def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
     manifest = tmp_path / "fsdd3.jsonl"

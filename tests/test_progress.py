@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 from tqdm import tqdm
 
@@ -95,6 +96,7 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
         assert progress_seconds() == DEFAULT_SECONDS
 
 
+@pytest.mark.slow
 def test_piped_evaluate_and_transcribe_write_lines_not_bars(untrained_model, fsdd_clips, tmp_path):
     """stderr to a file, a progress line at every step (ASR_PROGRESS_SECONDS=0): no carriage return."""
     import os

@@ -300,6 +300,7 @@ def test_compare_refuses_different_manifests(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_reference_that_normalises_to_nothing_is_reported_not_a_crash(untrained_model, fsdd_clips, tmp_path):
     clips = ["0_george_10", "1_jackson_11", "6_nicolas_12"]
     texts = ["zero", "?!", "six"]

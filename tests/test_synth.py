@@ -106,6 +106,7 @@ def test_espeak_speaks_caches_and_one_failure_spares_the_others(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no temporary folders left behind
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_synth_command_writes_a_manifest_from_a_text_sample(tmp_path):
     text = tmp_path / "sentences.txt"

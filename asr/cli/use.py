@@ -60,6 +60,8 @@ def _stream(args) -> int:
             "--stream prints txt or json lines to stdout: -o, srt/vtt, --same-speaker, --adapt and "
             "--nbest need the whole file (drop --stream)"
         )
+    if args.raw_rate is not None and args.inputs[0] != "-":
+        raise AsrError(f"{args.inputs[0]}: --raw-rate describes raw PCM on stdin: give - as the input")
     configure_threads(args.threads or 1, level=logging.DEBUG)  # a chunk's small matrix products gain nothing from more
     recognizer = Recognizer.load(args.model, **decoder_overrides(args))
     if not isinstance(recognizer.model.network, torch.nn.Module):
