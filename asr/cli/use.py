@@ -50,7 +50,7 @@ def _stream(args) -> int:
     import torch
 
     from asr.inference.recognizer import Recognizer
-    from asr.inference.streaming import transcribe_stream
+    from asr.inference.streaming import print_stream, transcribe_stream
     from asr.utils.threads import configure_threads
 
     if len(args.inputs) != 1 or args.files_from or args.manifest:
@@ -69,24 +69,7 @@ def _stream(args) -> int:
     decoder = None if recognizer.decoder_config.kind == "greedy" else recognizer.decoder
     source = args.inputs[0]
     results = transcribe_stream(recognizer.model, source, args.raw_rate, args.chunk_ms / 1000, decoder)
-    redraw = sys.stderr.isatty()
-    for result in results:
-        if args.format == "json":
-            print(
-                json.dumps(
-                    {"text": result.text, "final": result.final, "seconds": round(result.seconds, 3)},
-                    ensure_ascii=False,
-                ),
-                flush=True,
-            )
-        elif result.final:
-            if redraw:
-                print("\r\033[K", end="", file=sys.stderr, flush=True)
-            print(result.text, flush=True)
-        elif redraw:  # a terminal: the partial redrawn in place, on stderr
-            print(f"\r\033[K{result.text}", end="", file=sys.stderr, flush=True)
-        else:
-            print(f"partial {result.seconds:.2f}s: {result.text}", file=sys.stderr, flush=True)
+    print_stream(results, args.format)
     return 0
 
 

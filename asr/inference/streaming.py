@@ -17,6 +17,7 @@ A bidirectional model is refused (:func:`asr.model.streaming.check_streamable`).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -146,3 +147,22 @@ def transcribe_stream(
         raise AsrError(f"{source}: raw PCM is read from a stream only (stdin: -)")
     blocks = read_blocks(source, model.sample_rate, block_seconds)
     return stream_results(StreamingRecognizer(model, decoder=decoder), blocks)
+
+
+def print_stream(results: Iterable[StreamingResult], format: str = "txt") -> None:
+    """Show ``results`` as they come. ``"json"``: one line per result on stdout (``{text, final,
+    seconds}``). ``"txt"``: the final text on stdout; each partial on stderr, redrawn in place on a
+    terminal, else one ``partial 1.20s: text`` line each (a log keeps them all)."""
+    redraw = sys.stderr.isatty()
+    for result in results:
+        if format == "json":
+            line = {"text": result.text, "final": result.final, "seconds": round(result.seconds, 3)}
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+        elif result.final:
+            if redraw:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            print(result.text, flush=True)
+        elif redraw:
+            print(f"\r\033[K{result.text}", end="", file=sys.stderr, flush=True)
+        else:
+            print(f"partial {result.seconds:.2f}s: {result.text}", file=sys.stderr, flush=True)
