@@ -60,15 +60,12 @@ def _stream(args) -> int:
             "--stream prints txt or json lines to stdout: -o, srt/vtt, --same-speaker, --adapt and "
             "--nbest need the whole file (drop --stream)"
         )
-    if args.raw_rate is not None and args.inputs[0] != "-":
-        raise AsrError(f"{args.inputs[0]}: --raw-rate describes raw PCM on stdin: give - as the input")
-    configure_threads(args.threads or 1, level=logging.DEBUG)  # a chunk's small matrix products gain nothing from more
     recognizer = Recognizer.load(args.model, **decoder_overrides(args))
     if not isinstance(recognizer.model.network, torch.nn.Module):
         raise AsrError("--stream runs the torch network chunk by chunk: give the model, not an ONNX export")
     decoder = None if recognizer.decoder_config.kind == "greedy" else recognizer.decoder
-    source = args.inputs[0]
-    results = transcribe_stream(recognizer.model, source, args.raw_rate, args.chunk_ms / 1000, decoder)
+    results = transcribe_stream(recognizer.model, args.inputs[0], args.raw_rate, args.chunk_ms / 1000, decoder)
+    configure_threads(args.threads or 1, level=logging.DEBUG)  # a chunk's small matrix products gain nothing from more
     print_stream(results, args.format)
     return 0
 
