@@ -32,7 +32,7 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest
 
-# no model is trained: under 2 minutes on 2 cores
+# no model trained, no end-to-end run: under 2 minutes on 2 cores (README, Development)
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not trains"
 
