@@ -100,12 +100,9 @@ def test_streaming_recipe_model_prints_growing_partials_of_a_real_clip_from_stdi
     final = streamed.stdout.decode().split()
     reference = ["yes" if bit == "1" else "no" for bit in clip.stem.split("_")]
     assert sum(a != b for a, b in zip(final, reference)) + abs(len(final) - len(reference)) <= 1
-    partials = [line.split(": ", 1)[1] for line in streamed.stderr.decode().splitlines() if line.startswith("partial")]
-    seconds = [
-        float(line.split()[1].rstrip("s:"))
-        for line in streamed.stderr.decode().splitlines()
-        if line.startswith("partial")
-    ]
+    lines = [line.split(": ", 1) for line in streamed.stderr.decode().splitlines() if line.startswith("partial ")]
+    seconds = [float(head.removeprefix("partial ").removesuffix("s")) for head, _ in lines]  # "partial 1.20s"
+    partials = [text for _, text in lines]
     assert len(partials) >= len(reference) and seconds == sorted(seconds) and seconds[0] < 3.0  # words before the end
     assert all(later.startswith(earlier) for earlier, later in zip(partials, partials[1:]))
 
