@@ -16,7 +16,7 @@ import torch
 
 from asr.audio.blocks import read_blocks
 from asr.audio.io import load_audio
-from asr.audio.pauses import SegmenterConfig, split_at_pauses
+from asr.audio.pauses import SegmenterConfig, sound_spans, split_at_pauses
 from asr.data.corpora import prepare_corpus
 from asr.decode.ctc import DecoderConfig, build_decoder
 from asr.decode.lm import write_lexicon
@@ -249,3 +249,13 @@ def test_transcribe_cli_times_words_from_the_start_of_the_file(yesno_model, yesn
     row = json.loads(result.stdout)
     assert row["words"][-1]["end"] > spans[-1][0]  # the last clip's words are timed from the file's start
     assert [s["start"] for s in row["segments"]] == sorted(s["start"] for s in row["segments"])
+
+
+def test_sound_spans_are_the_stretches_of_sound_between_pauses():
+    rate, tone = 8000, torch.sin(torch.arange(8000) * 0.3)  # 1 s
+    silence = lambda seconds: torch.zeros(int(seconds * rate))  # noqa: E731
+    short_gap = torch.cat([tone[:2400], silence(0.1), tone[:2400]])  # 0.3 s, 0.1 s gap, 0.3 s: one stretch
+    samples = torch.cat([silence(0.5), tone, silence(0.4), short_gap, silence(0.3), 0.05 * tone[:4000], silence(0.2)])
+    edges = [edge for span in sound_spans(samples, rate) for edge in span]
+    assert edges == pytest.approx([0.5, 1.5, 1.9, 2.6])  # the tone at -26 dB is left out
+    assert sound_spans(torch.zeros(0), rate) == []

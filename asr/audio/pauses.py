@@ -11,6 +11,7 @@ block of audio, so a recording of any length is cut in bounded memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -59,10 +60,8 @@ def sound_spans(
     """``samples: (N,)`` -> ``(start, end)`` seconds of each stretch whose 10 ms RMS exceeds
     ``threshold`` x the loudest frame's; gaps shorter than ``min_gap`` seconds are bridged and
     stretches shorter than ``min_length`` dropped. For words separated by pauses (yesno), the words."""
-    hop = sample_rate // 100
-    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)  # (F, hop)
-    rms = frames.pow(2).mean(dim=1).sqrt()
-    active = (rms > threshold * rms.max()).tolist() if len(rms) else []
+    energies = frame_energies_db(samples, sample_rate // 100)  # (F,) 10 ms frames
+    active = (energies > energies.max() + 20 * math.log10(threshold)).tolist() if len(energies) else []
     spans: list[tuple[int, int]] = []
     start = None
     for index, on in enumerate([*active, False]):
