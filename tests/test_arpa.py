@@ -12,6 +12,7 @@ from asr.decode.arpa import (
     UNK,
     BackoffLM,
     interpolate,
+    most_probable_words,
     perplexity,
     prune,
     read_arpa,
@@ -289,6 +290,29 @@ def test_prune_restrict_and_lexicon_commands(tmp_path, capsys, untrained_model):
     tokenizer = CharTokenizer()
     assert all(line == f"{w}\t{' '.join(spell(w, tokenizer))}" for line, w in zip(lines, sorted(words)))
     assert "seven\ts e v e n |" in lines
+
+
+def test_restrict_keeps_the_most_probable_spellable_words(tmp_path, capsys, untrained_model):
+    texts = [*DIGITS, "one café", "café au lait"]
+    model = KneserNeyLM([s.split() for s in texts], 2)
+    model.write_arpa(tmp_path / "lm.arpa")
+    full = read_arpa(tmp_path / "lm.arpa")
+    unigram = {w: full.probs[0][(w,)] for w in full.words}
+    spellable = full.words - {"café"}
+    top = most_probable_words(restrict_vocabulary(full, spellable.__contains__), 8)
+    # the eight most probable spellable words, by the file's own unigram probabilities
+    assert len(top) == 8 and min(unigram[w] for w in top) >= max(unigram[w] for w in spellable - top)
+    out_path = tmp_path / "top.arpa"
+    argv = ["lm", "restrict", str(tmp_path / "lm.arpa"), "--out", str(out_path), "--model", str(untrained_model)]
+    assert main([*argv, "--max-words", "8"]) == 0
+    out = capsys.readouterr().out
+    restricted = read_arpa(out_path)
+    assert restricted.words == top
+    assert "1 the model's tokens cannot spell removed (first: 'café')" in out
+    assert f"{len(spellable) - 8} beyond the 8 most probable removed" in out
+    assert_normalised(restricted, tolerance=1e-3)
+    assert main([*argv, "--max-words", "0"]) == 2
+    assert "--max-words must be at least 1" in capsys.readouterr().err
 
 
 def test_lm_commands_name_the_file_they_cannot_use(tmp_path, capsys):

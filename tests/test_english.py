@@ -50,6 +50,25 @@ def test_english_corpus_keeps_every_held_out_part_out_of_training_and_text(share
     assert any(len(p.split()) > 2 and all(len(w) == 1 for w in p.split()) for p in phrases)  # spelled words
 
 
+def test_repeat_real_lists_the_real_read_speech_again_under_new_ids(shared_data, tmp_path, capsys):
+    from asr.cli.main import main
+
+    assert main(["prepare", "english", "--src", str(shared_data), "--out", str(tmp_path), "--repeat-real", "3"]) == 0
+    repeated = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    once = english.prepare(shared_data)["train"]
+    real = [u for u in once if "/fsdd/" not in u.audio_filepath]
+    assert real and len(repeated) == len(once) + 2 * len(real)
+    assert len({r["id"] for r in repeated}) == len(repeated)  # every copy has an id of its own
+    copies = [r for r in repeated if r["id"].endswith("~3")]
+    assert {r["audio_filepath"] for r in copies} == {u.audio_filepath for u in real}
+    assert not any("/fsdd/" in r["audio_filepath"] and "~" in r["id"] for r in repeated)
+    capsys.readouterr()
+    assert (
+        main(["prepare", "fsdd", "--src", str(shared_data / "fsdd"), "--out", str(tmp_path), "--repeat-real", "2"]) == 2
+    )
+    assert "--repeat-real applies to the english corpus only" in capsys.readouterr().err
+
+
 def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(untrained_model, tmp_path):
     lm = untrained_model / "lm" / "words.arpa"
     lm.parent.mkdir(exist_ok=True)

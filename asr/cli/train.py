@@ -27,6 +27,10 @@ def _cmd_prepare(args) -> int:
         if args.corpus != "fsdd":
             raise AsrError("--holdout-speaker applies to the fsdd corpus only")
         options["holdout_speaker"] = args.holdout_speaker
+    if args.repeat_real is not None:
+        if args.corpus != "english":
+            raise AsrError("--repeat-real applies to the english corpus only")
+        options["repeat_real"] = args.repeat_real
     counts = prepare_corpus(args.corpus, args.src, args.out, **options)
     for split, count in counts.items():
         print(f"{Path(args.out) / (split + '.jsonl')}: {count} utterances")
@@ -175,19 +179,27 @@ def _cmd_lm_lexicon(args) -> int:
 
 
 def _cmd_lm_restrict(args) -> int:
-    from asr.decode.arpa import read_arpa, restrict_vocabulary, write_arpa
+    from asr.decode.arpa import most_probable_words, read_arpa, restrict_vocabulary, write_arpa
     from asr.decode.lm import spell
 
+    if args.max_words is not None and args.max_words < 1:
+        raise AsrError(f"--max-words must be at least 1, not {args.max_words}")
     model = read_arpa(args.lm)
     tokenizer = _lm_tokenizer(args.model)
-    restricted = restrict_vocabulary(model, lambda word: spell(word, tokenizer) is not None)
+    spellable = {word for word in model.words if spell(word, tokenizer) is not None}
+    kept = spellable
+    if args.max_words is not None:
+        kept = most_probable_words(restrict_vocabulary(model, spellable.__contains__), args.max_words)
+    restricted = restrict_vocabulary(model, kept.__contains__)
     write_arpa(restricted, args.out)
-    removed = sorted(model.words - restricted.words)
-    first = f" (first: {removed[0]!r})" if removed else ""
+    unspellable = sorted(model.words - spellable)
+    first = f" (first: {unspellable[0]!r})" if unspellable else ""
+    rare = len(spellable) - len(kept)
+    beyond = f", {rare} beyond the {args.max_words} most probable removed" if args.max_words is not None else ""
     print(
         f"{args.out}: {len(restricted.words)} of {len(model.words)} words of {args.lm} kept, "
-        f"{len(removed)} the model's tokens cannot spell removed{first} (their unigram mass goes to <unk>), "
-        f"n-grams {model.ngram_counts} -> {restricted.ngram_counts}"
+        f"{len(unspellable)} the model's tokens cannot spell removed{first}{beyond} "
+        f"(their unigram mass goes to <unk>), n-grams {model.ngram_counts} -> {restricted.ngram_counts}"
     )
     return 0
 
@@ -256,6 +268,13 @@ def _register_prepare(sub) -> None:
     p.add_argument("--out", required=True, help="folder for <split>.jsonl")
     p.add_argument(
         "--holdout-speaker", metavar="NAME", help="fsdd only: test on every clip of this speaker, train on the others"
+    )
+    p.add_argument(
+        "--repeat-real",
+        type=int,
+        metavar="N",
+        help="english only: list the real LJ Speech and AN4 training clips N times (default 1), so they "
+        "weigh more beside hours of synthesized speech",
     )
     p.set_defaults(func=_cmd_prepare)
 
@@ -469,13 +488,21 @@ def _register_lm_restrict(actions) -> None:
     t = add_command(
         actions,
         "restrict",
-        "keep only the words a model can spell",
-        "Remove from an ARPA LM every word the model's tokens cannot spell (their unigram mass goes to "
-        "<unk>, their n-grams are dropped) and recompute the backoff weights.",
+        "keep only the words a model can spell (or the N most probable)",
+        "Remove from an ARPA LM every word the model's tokens cannot spell, and with --max-words all but "
+        "the N most probable of the rest (their unigram mass goes to <unk>, their n-grams are dropped), "
+        "and recompute the backoff weights. A smaller vocabulary makes the lexicon beam decoder start "
+        "faster: its prefix tree is built from every word at each start.",
     )
     t.add_argument("lm", metavar="IN.arpa", help="the LM to restrict")
     t.add_argument("--out", required=True, metavar="OUT.arpa", help="the ARPA file to write")
     t.add_argument("--model", help="the model whose tokenizer spells the words (default: characters)")
+    t.add_argument(
+        "--max-words",
+        type=int,
+        metavar="N",
+        help="also keep only the N spellable words of highest unigram probability (default: all)",
+    )
     t.set_defaults(func=_cmd_lm_restrict)
 
 

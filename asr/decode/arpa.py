@@ -248,6 +248,13 @@ def restrict_vocabulary(model: BackoffLM, keep: Callable[[str], bool]) -> Backof
     return restricted
 
 
+def most_probable_words(model: BackoffLM, count: int) -> set[str]:
+    """The ``count`` words (``<s>``, ``</s>`` and ``<unk>`` aside) of highest unigram probability;
+    ties go to the alphabetically first, so the choice does not depend on the file's order."""
+    ranked = sorted(model.words, key=lambda word: (-model.probs[0][(word,)], word))
+    return set(ranked[:count])
+
+
 def truncate_order(model: BackoffLM, order: int) -> BackoffLM:
     """The model's first ``order`` levels as a model of that order (highest-order backoffs dropped)."""
     if order >= model.order:

@@ -12,8 +12,15 @@
 #   --config FILE      training config (default conf.toml beside run.sh)
 #   --ship DIR         where stage 6 writes the exported model (default asr/pretrained/english)
 #   --python EXE       interpreter with asr installed (default: python3)
-# Amounts of synthesized speech, in sentences (environment variables): SYNTH_LJSPEECH (all three engines),
-# SYNTH_LJSPEECH_MORE (espeak-ng and flite), SYNTH_AN4, SYNTH_PHRASES.
+# Environment variables:
+#   amounts of synthesized speech, in sentences (0 leaves a part out): SYNTH_LJSPEECH, SYNTH_AN4 and
+#   SYNTH_PHRASES (read by SYNTH_ENGINES, default espeak-ng,flite,festival), SYNTH_LJSPEECH_MORE (espeak-ng
+#   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice: pip install 'asr[tts]');
+#   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
+#   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
+#   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
+#   (pip install pocketsphinx; only this stage needs it), keeping LM_WORDS words, pruned at LM_PRUNE.
+# The shipped model is two runs of this script (README.md, "Model and training").
 set -euo pipefail
 
 RECIPE_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +36,14 @@ SYNTH_LJSPEECH=${SYNTH_LJSPEECH:-800}
 SYNTH_LJSPEECH_MORE=${SYNTH_LJSPEECH_MORE:-2000}
 SYNTH_AN4=${SYNTH_AN4:-1000}
 SYNTH_PHRASES=${SYNTH_PHRASES:-1200}
+SYNTH_PIPER=${SYNTH_PIPER:-0}
+SYNTH_PIPER_AN4=${SYNTH_PIPER_AN4:-0}
+SYNTH_ENGINES=${SYNTH_ENGINES:-espeak-ng,flite,festival}
+REPEAT_REAL=${REPEAT_REAL:-1}
+INIT=${INIT:-}
+GENERAL_LM=${GENERAL_LM:-0}
+LM_WORDS=${LM_WORDS:-40000}
+LM_PRUNE=${LM_PRUNE:-1e-7}
 LM_ORDER=${LM_ORDER:-2}
 TEST_SETS="ljspeech an4 fsdd"
 
@@ -54,8 +69,8 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 lm_dir="$exp/lm"
 
 if run_stage 0; then
-  missing=$("$python" -c 'from asr.data.synth import ENGINE_PACKAGES, missing_engines
-print(" ".join(sorted(set(" ".join(missing_engines(ENGINE_PACKAGES).values()).split()))))')
+  missing=$("$python" -c 'from asr.data.synth import missing_engines
+print(" ".join(sorted(set(" ".join(missing_engines(["espeak-ng", "flite", "festival"]).values()).split()))))')
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
       log "0: apt-get install $missing"
@@ -69,36 +84,55 @@ fi
 if run_stage 1; then
   [ -n "$src" ] || { echo "give --src DIR (a folder with ljspeech/, an4/ and fsdd/)" >&2; exit 2; }
   log "1: prepare $src -> $data"
-  asr prepare english --src "$src" --out "$data"
+  asr prepare english --src "$src" --out "$data" --repeat-real "$REPEAT_REAL"
 fi
 
 if run_stage 2; then
   log "2: synthesize speech (cached in $data/synth: a rerun makes only what is missing)"
   # manifest name, text file, sentences, engines, seed: festival is ~20x slower than espeak-ng and flite,
-  # so it reads only the first sample of LJ Speech sentences.
+  # so the larger sample of LJ Speech sentences is read by those two only.
+  parts=""
   while read -r name text count engines seed; do
+    [ "$count" -gt 0 ] || continue
     asr synth --text "$data/synth_$text.txt" --max-texts "$count" --engines "$engines" --seed "$seed" \
       --out "$data/synth" --manifest "$data/synth_$name.jsonl" < /dev/null
+    parts="$parts $data/synth_$name.jsonl"
   done <<PARTS
-ljspeech ljspeech $SYNTH_LJSPEECH espeak-ng,flite,festival 0
+ljspeech ljspeech $SYNTH_LJSPEECH $SYNTH_ENGINES 0
 ljspeech_more ljspeech $SYNTH_LJSPEECH_MORE espeak-ng,flite 1
-an4 an4 $SYNTH_AN4 espeak-ng,flite,festival 0
-phrases phrases $SYNTH_PHRASES espeak-ng,flite,festival 0
+an4 an4 $SYNTH_AN4 $SYNTH_ENGINES 0
+phrases phrases $SYNTH_PHRASES $SYNTH_ENGINES 0
+piper_ljspeech ljspeech $SYNTH_PIPER piper 2
+piper_an4 an4 $SYNTH_PIPER_AN4 piper 3
 PARTS
-  cat "$data/train.jsonl" "$data"/synth_{ljspeech,ljspeech_more,an4,phrases}.jsonl > "$data/train_all.jsonl"
+  # shellcheck disable=SC2086  # $parts is a list of paths without spaces
+  cat "$data/train.jsonl" $parts > "$data/train_all.jsonl"
 fi
 
 if run_stage 3; then
   log "3: train -> $exp"
-  asr train --config "$config" --train "$data/train_all.jsonl" --dev "$data/dev.jsonl" --exp "$exp"
+  init=()
+  [ -z "$INIT" ] || init=(--init "$INIT")
+  asr train --config "$config" --train "$data/train_all.jsonl" --dev "$data/dev.jsonl" --exp "$exp" "${init[@]}"
 fi
 
 if run_stage 4; then
   log "4: word LM (order $LM_ORDER) and lexicon from $data/lm_text.txt, tuned on $data/dev.jsonl"
   asr lm build --text "$data/lm_text.txt" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \
     --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train_all.jsonl"
-  asr tune-lm --model "$exp" --manifest "$data/dev.jsonl" --lm "$lm_dir/words.arpa" \
-    --lexicon "$lm_dir/lexicon.txt" --out "$lm_dir/tuning.json"
+  lm="$lm_dir/words.arpa"
+  lexicon="$lm_dir/lexicon.txt"
+  if [ "$GENERAL_LM" = 1 ]; then
+    log "4: mix in CMU's general-English LM (weight tuned on dev perplexity), $LM_WORDS words, pruned at $LM_PRUNE"
+    "$python" "$RECIPE_DIR/pocketsphinx_lm.py" --out "$lm_dir/pocketsphinx.arpa"
+    asr lm mix "$lm_dir/words.arpa" "$lm_dir/pocketsphinx.arpa" --tune-on "$data/dev.jsonl" --out "$lm_dir/mixed.arpa"
+    asr lm restrict "$lm_dir/mixed.arpa" --model "$exp" --max-words "$LM_WORDS" --out "$lm_dir/mixed_words.arpa"
+    asr lm prune "$lm_dir/mixed_words.arpa" --threshold "$LM_PRUNE" --out "$lm_dir/general.arpa"
+    asr lm lexicon "$lm_dir/general.arpa" --model "$exp" --out "$lm_dir/general_lexicon.txt"
+    lm="$lm_dir/general.arpa"
+    lexicon="$lm_dir/general_lexicon.txt"
+  fi
+  asr tune-lm --model "$exp" --manifest "$data/dev.jsonl" --lm "$lm" --lexicon "$lexicon" --out "$lm_dir/tuning.json"
 fi
 
 evaluate_all() {  # model, folder prefix

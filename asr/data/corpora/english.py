@@ -14,6 +14,7 @@ no transcript of a held-out AN4 utterance is among it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from asr.data.corpora import an4, fsdd, ljspeech, vctk
@@ -25,6 +26,7 @@ from asr.utils.errors import AsrError
 DOWNLOAD_URL = None  # assembled from the three corpora; download each one on its own
 PARTS = {"ljspeech": ljspeech, "an4": an4, "fsdd": fsdd}
 OPTIONAL_PARTS = {"vctk": vctk}  # used when ``src`` has them
+REPEATABLE_PARTS = ("ljspeech", "an4")  # the real sentence-length speech that repeat_real lists again
 GENERATED_PHRASES = 3000  # number/letter phrases in the synthesis and LM text
 SYNTH_TEXT = {  # file written beside the manifests -> what it holds
     "synth_ljspeech.txt": "LJ Speech sentences outside the held-out chapters",
@@ -33,7 +35,12 @@ SYNTH_TEXT = {  # file written beside the manifests -> what it holds
 }
 
 
-def prepare(src: Path) -> dict[str, list[Utterance]]:
+def prepare(src: Path, repeat_real: int = 1) -> dict[str, list[Utterance]]:
+    """The pooled splits; with ``repeat_real`` N > 1, the LJ Speech and AN4 training clips are listed
+    N times in train (copies' ids end in ``~2`` … ``~N``), so that the little real read speech weighs
+    more against hours of synthesized speech. FSDD's thousands of short digit clips stay single."""
+    if repeat_real < 1:
+        raise AsrError(f"repeat_real must be at least 1, not {repeat_real}")
     missing = [name for name in PARTS if not (src / name).is_dir()]
     if missing:
         raise AsrError(f"{src}: expected the folders {', '.join(PARTS)} (missing: {', '.join(missing)})")
@@ -45,6 +52,10 @@ def prepare(src: Path) -> dict[str, list[Utterance]]:
         splits["dev"] += parts["dev"]
         if parts["test"]:
             splits[f"test_{name}"] = parts["test"]
+        if name in REPEATABLE_PARTS:
+            splits["train"] += [
+                replace(u, id=f"{u.key}~{n}") for n in range(2, repeat_real + 1) for u in parts["train"]
+            ]
     return splits
 
 
