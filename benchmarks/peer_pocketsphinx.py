@@ -12,7 +12,10 @@ loading excluded for both) over audio seconds, on this process' threads.
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/peer_pocketsphinx.py MANIFEST [MANIFEST ...] \\
-        [--model asr/pretrained/english] [--max-utterances N] [--out DIR] [--json FILE]
+        [--model asr/pretrained/english] [--control OLD_MODEL] [--max-utterances N] [--out DIR] [--json FILE]
+
+With ``--control``, a second asr model (e.g. the one shipped before) is decoded with its own default
+decoder in the same run, as a same-machine control, and gets a column of its own.
 
 With ``--out``, each system's transcripts are written as ``DIR/<set>/<system>.jsonl`` for a closer look.
 """
@@ -69,7 +72,9 @@ def score(references: dict[str, str], hypotheses: dict[str, str], seconds: float
     return {"wer": counts.wer, "cer": counts.cer, "rtf": seconds / audio_seconds, "words": counts.num_words}
 
 
-def benchmark_set(manifest: Path, model_path: str | None, max_utterances: int | None, out: Path | None) -> dict:
+def benchmark_set(
+    manifest: Path, model_path: str | None, max_utterances: int | None, out: Path | None, control: str | None = None
+) -> dict:
     utterances = read_manifest(manifest, skip_missing=True)[:max_utterances]
     utterances = [u for u in utterances if normalize_text(u.text)]
     if not utterances:
@@ -89,14 +94,15 @@ def benchmark_set(manifest: Path, model_path: str | None, max_utterances: int | 
     systems = {"pocketsphinx": hypotheses}
 
     model = load_model(model_path)
+    runs = [("asr_greedy", model, model.decoder_config(kind="greedy")), ("asr_default", model, model.decoder_config())]
+    if control is not None:
+        control_model = load_model(control)
+        runs.append(("control_default", control_model, control_model.decoder_config()))
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "subset.jsonl"
         subset.write_text("".join(json.dumps(u.to_json()) + "\n" for u in utterances), encoding="utf-8")
-        for name, config in (
-            ("asr_greedy", model.decoder_config(kind="greedy")),
-            ("asr_default", model.decoder_config()),
-        ):
-            summary = evaluate(model, subset, Path(tmp) / name, decoder_config=config)
+        for name, system_model, config in runs:
+            summary = evaluate(system_model, subset, Path(tmp) / name, decoder_config=config)
             rows = [json.loads(line) for line in (Path(tmp) / name / "hyp.jsonl").read_text().splitlines()]
             hyps = {row["id"]: row["text"] for row in rows}
             systems[name] = hyps
@@ -131,27 +137,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST", help="held-out sets (JSON lines)")
     parser.add_argument("--model", help="asr model (default: the one that ships with asr)")
+    parser.add_argument("--control", help="a second asr model, decoded with its default decoder in the same run")
     parser.add_argument("--max-utterances", type=int, help="first N utterances of each set")
     parser.add_argument("--out", type=Path, help="folder for each system's transcripts")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
 
-    rows = [benchmark_set(m, args.model, args.max_utterances, args.out) for m in args.manifests]
+    rows = [benchmark_set(m, args.model, args.max_utterances, args.out, args.control) for m in args.manifests]
     print(
         f"# asr vs PocketSphinx: commit {commit()}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch thread(s)"
     )
+    control = f" | control default WER ({args.control})" if args.control else ""
     print(
         "| set | utts / words | PocketSphinx WER | asr greedy WER | asr default WER | PocketSphinx CER | "
-        "asr greedy CER | asr default CER | RTF PS / greedy / default |"
+        f"asr greedy CER | asr default CER | RTF PS / greedy / default{control} |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.control else ""))
     for r in rows:
         ps, gr, de = r["pocketsphinx"], r["asr_greedy"], r["asr_default"]
+        control_cell = f" {100 * r['control_default']['wer']:.2f} % |" if args.control else ""
         print(
             f"| {r['set']} | {r['utterances']} / {ps['words']} | {100 * ps['wer']:.2f} % | {100 * gr['wer']:.2f} % | "
             f"**{100 * de['wer']:.2f} %** | {100 * ps['cer']:.2f} % | {100 * gr['cer']:.2f} % | "
-            f"{100 * de['cer']:.2f} % | {ps['rtf']:.3f} / {gr['rtf']:.3f} / {de['rtf']:.3f} |"
+            f"{100 * de['cer']:.2f} % | {ps['rtf']:.3f} / {gr['rtf']:.3f} / {de['rtf']:.3f} |{control_cell}"
         )
     for r in rows:
         ratio = r["asr_default"]["wer"] / r["pocketsphinx"]["wer"] if r["pocketsphinx"]["wer"] else float("inf")

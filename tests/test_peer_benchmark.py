@@ -1,5 +1,5 @@
 """benchmarks/peer_pocketsphinx.py end to end on three real FSDD test clips: the table names the three
-systems, every WER is a sensible number, and the shipped model gets spoken digits right."""
+systems and the control model, every WER is a sensible number, and the shipped model gets spoken digits right."""
 
 import importlib.util
 import json
@@ -43,6 +43,8 @@ def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
             str(tmp_path / "results.json"),
             "--out",
             str(tmp_path / "transcripts"),
+            "--control",
+            str(ROOT / "asr" / "pretrained" / "english"),
         ],
         capture_output=True,
         text=True,
@@ -52,7 +54,7 @@ def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| set |"))
-    for system in ("PocketSphinx WER", "asr greedy WER", "asr default WER"):
+    for system in ("PocketSphinx WER", "asr greedy WER", "asr default WER", "control default WER"):
         assert system in header
     row = next(line for line in lines if line.startswith("| fsdd3 |"))
     cells = [cell.strip().strip("*").rstrip(" %").strip("*") for cell in row.strip("|").split("|")]
@@ -60,11 +62,12 @@ def test_peer_benchmark_tabulates_pocketsphinx_and_asr(shared_data, tmp_path):
     wers = [float(cell) for cell in cells[2:5]]
     assert all(0.0 <= wer <= 300.0 for wer in wers)  # percent; insertions can take WER past 100
     assert wers[2] <= 100 / 3  # the shipped model with its LM: at most one digit of three wrong
+    assert float(cells[-1]) == wers[2]  # the control here is the same model with the same decoder
     assert "fsdd3: asr default / PocketSphinx WER =" in result.stdout
 
     (results,) = json.loads((tmp_path / "results.json").read_text())
     assert results["utterances"] == 3
-    for system in ("pocketsphinx", "asr_greedy", "asr_default"):
+    for system in ("pocketsphinx", "asr_greedy", "asr_default", "control_default"):
         assert results[system]["words"] == 3 and results[system]["rtf"] > 0 and results[system]["wer"] >= 0
         rows = (tmp_path / "transcripts" / "fsdd3" / f"{system}.jsonl").read_text().splitlines()
         assert [json.loads(r)["id"] for r in rows] == CLIPS

@@ -45,7 +45,7 @@ GENERAL_LM=${GENERAL_LM:-0}
 LM_WORDS=${LM_WORDS:-40000}
 LM_PRUNE=${LM_PRUNE:-1e-7}
 LM_ORDER=${LM_ORDER:-2}
-TEST_SETS="ljspeech an4 fsdd"
+TEST_SETS="ljspeech an4 fsdd vctk"  # vctk when --src has it (an unseen speaker, test only)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -137,6 +137,7 @@ fi
 
 evaluate_all() {  # model, folder prefix
   for test_set in $TEST_SETS; do
+    [ -f "$data/test_$test_set.jsonl" ] || continue
     asr evaluate --model "$1" --manifest "$data/test_$test_set.jsonl" --out "$2/${test_set}_greedy" --decoder greedy
     asr evaluate --model "$1" --manifest "$data/test_$test_set.jsonl" --out "$2/${test_set}_beam"
   done
