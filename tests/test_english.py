@@ -126,6 +126,31 @@ def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd
     assert summary["decoder"]["kind"] == "beam"  # with its word LM and lexicon, as tuned
 
 
+@pytest.mark.slow
+def test_shipped_model_reads_an_unseen_ljspeech_passage_better_than_round_one(shared_data, tmp_path):
+    # LJ002-0100 ... 0109: the start of test_ljspeech, a passage of a chapter the model never trained on
+    texts = dict(ljspeech.read_metadata(shared_data / "ljspeech"))
+    wavs = shared_data / "ljspeech" / "LJSpeech-1.1" / "wavs"
+    manifest = tmp_path / "lj10.jsonl"
+    manifest.write_text(
+        "".join(
+            json.dumps({"audio_filepath": str(wavs / f"{clip}.wav"), "text": texts[clip], "duration": 10.0}) + "\n"
+            for clip in (f"LJ002-{n:04d}" for n in range(100, 110))
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["num_words"] > 150
+    # measured on these ten: 65.0 % (round three, beam + general LM); round one 80.6 %, PocketSphinx 37.8 %
+    assert summary["wer"] <= 0.72
+
+
 def test_word_times_stay_inside_the_audio(fsdd_clips):
     clip = fsdd_clips / "7_theo_0.wav"
     result = subprocess.run(
