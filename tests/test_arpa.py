@@ -299,7 +299,8 @@ def test_restrict_keeps_the_most_probable_spellable_words(tmp_path, capsys, untr
     full = read_arpa(tmp_path / "lm.arpa")
     unigram = {w: full.probs[0][(w,)] for w in full.words}
     spellable = full.words - {"café"}
-    top = most_probable_words(restrict_vocabulary(full, spellable.__contains__), 8)
+    top = most_probable_words(full, 8, among=spellable)
+    assert most_probable_words(restrict_vocabulary(full, spellable.__contains__), 8) == top
     # the eight most probable spellable words, by the file's own unigram probabilities
     assert len(top) == 8 and min(unigram[w] for w in top) >= max(unigram[w] for w in spellable - top)
     out_path = tmp_path / "top.arpa"

@@ -189,7 +189,7 @@ def _cmd_lm_restrict(args) -> int:
     spellable = {word for word in model.words if spell(word, tokenizer) is not None}
     kept = spellable
     if args.max_words is not None:
-        kept = most_probable_words(restrict_vocabulary(model, spellable.__contains__), args.max_words)
+        kept = most_probable_words(model, args.max_words, among=spellable)
     restricted = restrict_vocabulary(model, kept.__contains__)
     write_arpa(restricted, args.out)
     unspellable = sorted(model.words - spellable)

@@ -248,10 +248,13 @@ def restrict_vocabulary(model: BackoffLM, keep: Callable[[str], bool]) -> Backof
     return restricted
 
 
-def most_probable_words(model: BackoffLM, count: int) -> set[str]:
-    """The ``count`` words (``<s>``, ``</s>`` and ``<unk>`` aside) of highest unigram probability;
-    ties go to the alphabetically first, so the choice does not depend on the file's order."""
-    ranked = sorted(model.words, key=lambda word: (-model.probs[0][(word,)], word))
+def most_probable_words(model: BackoffLM, count: int, among: set[str] | None = None) -> set[str]:
+    """The ``count`` words (``<s>``, ``</s>`` and ``<unk>`` aside; only those ``among``, if given) of
+    highest unigram probability; ties go to the alphabetically first, so the choice does not depend
+    on the file's order. (Restricting a model keeps the unigram probabilities of the words it keeps,
+    so ranking before or after :func:`restrict_vocabulary` chooses the same words.)"""
+    candidates = model.words if among is None else model.words & among
+    ranked = sorted(candidates, key=lambda word: (-model.probs[0][(word,)], word))
     return set(ranked[:count])
 
 
