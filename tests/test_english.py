@@ -94,6 +94,18 @@ def test_export_in_half_precision_keeps_outputs_and_carries_the_decoder_files(un
     assert torch.allclose(expected, got, atol=2e-2) and not torch.equal(expected, got)
 
 
+def evaluate_with_the_shipped_model(manifest, out):
+    """``asr evaluate`` with no --model, in a fresh process; returns its summary.json."""
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "summary.json").read_text())
+
+
 @pytest.mark.slow
 def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd_clips, tmp_path):
     # FSDD file indices 0-4 are the shipped model's test split: it never trained on these clips
@@ -114,14 +126,7 @@ def test_transcribe_and_evaluate_use_the_shipped_model_without_model_option(fsdd
             for c in clips[:20]
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    summary = evaluate_with_the_shipped_model(manifest, tmp_path / "e")
     assert summary["wer"] <= 0.25 and "pretrained" in summary["model"]
     assert summary["decoder"]["kind"] == "beam"  # with its word LM and lexicon, as tuned
 
@@ -138,14 +143,7 @@ def test_shipped_model_reads_an_unseen_ljspeech_passage_better_than_round_one(sh
             for clip in (f"LJ002-{n:04d}" for n in range(100, 110))
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "asr", "evaluate", "--manifest", str(manifest), "--out", str(tmp_path / "e")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    summary = evaluate_with_the_shipped_model(manifest, tmp_path / "e")
     assert summary["num_words"] > 150
     # measured on these ten: 65.0 % (round three, beam + general LM); round one 80.6 %, PocketSphinx 37.8 %
     assert summary["wer"] <= 0.72
