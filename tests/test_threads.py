@@ -75,6 +75,10 @@ def test_other_runnable_is_the_least_of_a_few_readings_less_this_process():
     readings = iter(["0.5 0.4 0.3 4/120 999", "0.5 0.4 0.3 3/120 999", "0.5 0.4 0.3 5/120 999"])
     assert other_runnable(samples=3, pause=0, read=lambda: next(readings)) == 2
     assert other_runnable(samples=2, pause=0, read=lambda: "0.0 0.0 0.0 1/80 5") == 0
+    idle_then_busy = iter(["0.0 0.0 0.0 1/80 5", "0.5 0.4 0.3 9/120 999"])
+    slept = []
+    assert other_runnable(samples=2, pause=7, read=lambda: next(idle_then_busy), sleep=slept.append) == 0
+    assert slept == [], "a reading of no other runnable thread ends the count without waiting"
 
     def unreadable():
         raise OSError("no /proc here")

@@ -70,10 +70,16 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return max(1, math.ceil(quota_us / period_us))
 
 
-def other_runnable(samples: int = 5, pause: float = 0.02, read: Callable[[], str] | None = None) -> int | None:
+def other_runnable(
+    samples: int = 5,
+    pause: float = 0.02,
+    read: Callable[[], str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int | None:
     """Threads of other processes that are runnable now: the running count of
     ``/proc/loadavg`` less this one, the least of a few readings (a process that runs for a
-    moment is not a competitor); ``None`` where the file cannot be read."""
+    moment is not a competitor; the first reading of none ends the count, so an idle machine
+    costs no wait); ``None`` where the file cannot be read."""
     read = read or LOADAVG.read_text
     counts = []
     for sample in range(samples):
@@ -81,8 +87,10 @@ def other_runnable(samples: int = 5, pause: float = 0.02, read: Callable[[], str
             counts.append(int(read().split()[3].split("/")[0]) - 1)  # "0.52 0.58 0.59 3/467 12345": 3 running
         except (OSError, IndexError, ValueError):
             return None
+        if counts[-1] <= 0:
+            break
         if sample + 1 < samples:
-            time.sleep(pause)
+            sleep(pause)
     return max(0, min(counts))
 
 
