@@ -1,4 +1,4 @@
-"""Beam search (flashlight through torchaudio) on hand-built log-probabilities, and decoder settings."""
+"""Beam search (flashlight, compared with torchaudio's ctc_decoder) on hand-built log-probabilities, and decoder settings."""
 
 import logging
 import math
@@ -251,3 +251,71 @@ def test_bpe_models_decode_lexicon_free_and_refuse_a_lexicon(tmp_path):
     lexicon.write_text("yes\t\u2581yes\nno\t\u2581no\n")
     with pytest.raises(AsrError, match="needs a character model"):
         build_decoder(DecoderConfig(kind="beam", lexicon=str(lexicon)), bpe)
+
+
+def test_beam_search_matches_torchaudios_ctc_decoder(tmp_path):
+    """The decoder is built on flashlight directly; torchaudio's ctc_decoder over the same files is
+    the reference: the same words and scores on random emissions, with a lexicon and a word LM,
+    and lexicon-free with a token LM."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+    from torchaudio.models.decoder import ctc_decoder
+
+    from asr.decode.lm import token_symbols, write_lexicon
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat\na cat and a dog\nthe dog sat\non a mat the cat ran\n" * 2)
+    words_lm = build_lm([text], 3, tmp_path / "words.arpa").arpa
+    tokens_lm = build_lm([text], 4, tmp_path / "tokens.arpa", units="tokens").arpa
+    lexicon = tmp_path / "lexicon.txt"
+    write_lexicon(lexicon, ["the", "cat", "sat", "on", "mat", "a", "and", "dog", "ran"], TOKENIZER)
+    generator = torch.Generator().manual_seed(0)
+    log_probs = torch.randn(3, 40, len(TOKENIZER), generator=generator).mul(2).log_softmax(-1)
+    lengths = torch.tensor([40, 31, 17])
+    symbols = token_symbols(TOKENIZER)
+    settings = {"lm_weight": 0.8, "word_score": -0.5, "beam_size": 5, "beam_threshold": 15.0}
+    for lm, lexicon_file in ((words_lm, lexicon), (tokens_lm, None)):
+        config = DecoderConfig(kind="beam", lm=str(lm), lexicon=str(lexicon_file) if lexicon_file else None, **settings)
+        ours = build_decoder(config, TOKENIZER)
+        if lexicon_file:
+            reference_lm = str(lm)
+        else:  # a token LM's word i must be token i: torchaudio's own word dictionary for a path is in hash order
+            reference_lm = KenLM(str(lm), Dictionary([*symbols, "<unk>"]))
+        reference = ctc_decoder(
+            lexicon=config.lexicon,
+            tokens=symbols,
+            lm=reference_lm,
+            beam_size=5,
+            beam_threshold=15.0,
+            lm_weight=0.8,
+            word_score=-0.5,
+            sil_score=0.0 if lexicon_file else -0.5,  # lexicon-free, the boundary carries the word score
+            blank_token=symbols[TOKENIZER.blank_id],
+            sil_token="|",
+            unk_word="<unk>",
+        )
+        emissions_in = log_probs
+        if lexicon_file:  # what BeamSearchDecoder feeds flashlight: one frame certain of "|" at each row's end
+            emissions_in, lengths_in = ours._append_boundary_frame(log_probs, lengths)
+        else:
+            lengths_in = lengths
+        expected = reference(emissions_in.contiguous(), lengths_in.to(torch.int32))
+        got = ours.decode(log_probs, lengths)
+        for mine, theirs in zip(got, expected):
+            if lexicon_file:
+                assert mine[0].text == " ".join(theirs[0].words)
+            else:
+                assert mine[0].text == " ".join(TOKENIZER.decode(theirs[0].tokens).split())
+            assert mine[0].score == pytest.approx(theirs[0].score, abs=1e-4)
+        assert any(hypotheses[0].text for hypotheses in got), "the comparison needs words to compare"
+
+
+def test_a_lexicon_the_model_cannot_read_is_refused_naming_the_line(tmp_path):
+    no_spelling = tmp_path / "no_spelling.txt"
+    no_spelling.write_text("cat\tc a t |\nlonely\n")
+    with pytest.raises(AsrError, match=r"no_spelling.txt, line 2: 'lonely' has no spelling"):
+        build_decoder(DecoderConfig(kind="beam", lexicon=str(no_spelling)), TOKENIZER)
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text("cat\tc a t |\nnaive\tn a \u00ef v e |\n")
+    with pytest.raises(AsrError, match=r"foreign.txt: 'naive' is spelled with '\u00ef', not one of the model's tokens"):
+        build_decoder(DecoderConfig(kind="beam", lexicon=str(foreign)), TOKENIZER)
