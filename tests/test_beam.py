@@ -315,6 +315,10 @@ def test_a_lexicon_the_model_cannot_read_is_refused_naming_the_line(tmp_path):
     no_spelling.write_text("cat\tc a t |\nlonely\n")
     with pytest.raises(AsrError, match=r"no_spelling.txt, line 2: 'lonely' has no spelling"):
         build_decoder(DecoderConfig(kind="beam", lexicon=str(no_spelling)), TOKENIZER)
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"cat\tc a t |\n\xff\xfe\x00\x01\n")
+    with pytest.raises(AsrError, match=r"binary.txt: not UTF-8 text"):
+        build_decoder(DecoderConfig(kind="beam", lexicon=str(binary)), TOKENIZER)
     foreign = tmp_path / "foreign.txt"
     foreign.write_text("cat\tc a t |\nnaive\tn a \u00ef v e |\n")
     with pytest.raises(AsrError, match=r"foreign.txt: 'naive' is spelled with '\u00ef', not one of the model's tokens"):

@@ -137,14 +137,17 @@ def _no_garbage_collection():
 def read_lexicon(path: str | Path) -> dict[str, list[list[str]]]:
     """``word -> spellings`` of a lexicon file (per line: a word, then its tokens), in file order."""
     spellings: dict[str, list[list[str]]] = {}
-    with open(path, encoding="utf-8") as lines, _no_garbage_collection():
-        for number, line in enumerate(lines, 1):
-            fields_ = line.split()
-            if not fields_:
-                continue
-            if len(fields_) < 2:
-                raise AsrError(f"{path}, line {number}: {fields_[0]!r} has no spelling (a word, then its tokens)")
-            spellings.setdefault(fields_[0], []).append(fields_[1:])
+    try:
+        with open(path, encoding="utf-8") as lines, _no_garbage_collection():
+            for number, line in enumerate(lines, 1):
+                word, *spelling = line.split() or [None]
+                if word is None:
+                    continue
+                if not spelling:
+                    raise AsrError(f"{path}, line {number}: {word!r} has no spelling (a word, then its tokens)")
+                spellings.setdefault(word, []).append(spelling)
+    except UnicodeDecodeError as err:
+        raise AsrError(f"{path}: not UTF-8 text ({err.reason}); is it a lexicon?") from None
     return spellings
 
 
