@@ -152,6 +152,17 @@ def read_lexicon(path: str | Path) -> dict[str, list[list[str]]]:
     return spellings
 
 
+_LEXICONS: dict[tuple, dict[str, list[list[str]]]] = {}
+
+
+def _lexicon(path: str | Path) -> dict[str, list[list[str]]]:
+    """:func:`read_lexicon`, once per file version: checked against the LM, then built into the trie."""
+    key = _file_key(path)
+    if key not in _LEXICONS:
+        _LEXICONS[key] = read_lexicon(path)
+    return _LEXICONS[key]
+
+
 @dataclass(frozen=True)
 class _SearchGraph:
     """What a beam decoder needs beside its settings, read once per LM and lexicon (``asr tune-lm``
@@ -165,7 +176,7 @@ class _SearchGraph:
 _GRAPH_CACHE: dict[tuple, _SearchGraph] = {}
 
 
-def _file_key(path: str | None) -> tuple:
+def _file_key(path: str | Path | None) -> tuple:
     if path is None:
         return (None,)
     stat = Path(path).stat()
@@ -185,7 +196,7 @@ def _search_graph(lm: str | None, lexicon: str | None, symbols: list[str], silen
     key = (_file_key(lm), _file_key(lexicon), tuple(symbols), silence)
     if key in _GRAPH_CACHE:
         return _GRAPH_CACHE[key]
-    spellings = read_lexicon(lexicon) if lexicon else None
+    spellings = _lexicon(lexicon) if lexicon else None
     if spellings is not None:
         entries = [*spellings, *([] if UNK in spellings else [UNK])]
     else:  # lexicon-free: LM word i must be token i
@@ -234,11 +245,9 @@ _VOCABULARIES: dict[tuple, set[str]] = {}
 
 def _lm_words(lm: str | Path) -> set[str]:
     """The words an ARPA LM predicts (not ``<s>``, ``</s>``, ``<unk>``), read once per file version."""
-    path = Path(lm)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    key = _file_key(lm)
     if key not in _VOCABULARIES:
-        _VOCABULARIES[key] = arpa_vocabulary(path) - {BOS, EOS, UNK}
+        _VOCABULARIES[key] = arpa_vocabulary(Path(lm)) - {BOS, EOS, UNK}
     return _VOCABULARIES[key]
 
 
@@ -255,9 +264,7 @@ def _check_lm_units(config: DecoderConfig, symbols: list[str]) -> None:
                 "token LM (asr lm build --units tokens)"
             )
         return
-    with open(config.lexicon, encoding="utf-8") as lines:
-        words = {line.split(maxsplit=1)[0] for line in lines if line.strip()}
-    if not vocabulary & words:
+    if not vocabulary & _lexicon(config.lexicon).keys():
         raise AsrError(f"{config.lm}: none of its words is in {config.lexicon}; lexicon decoding needs a word LM")
 
 
