@@ -323,3 +323,27 @@ def test_a_lexicon_the_model_cannot_read_is_refused_naming_the_line(tmp_path):
     foreign.write_text("cat\tc a t |\nnaive\tn a \u00ef v e |\n")
     with pytest.raises(AsrError, match=r"foreign.txt: 'naive' is spelled with '\u00ef', not one of the model's tokens"):
         build_decoder(DecoderConfig(kind="beam", lexicon=str(foreign)), TOKENIZER)
+
+
+def test_a_lexicon_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    import asr.decode.ctc
+
+    opened = []  # the files asr.decode.ctc opens
+    monkeypatch.setattr(
+        asr.decode.ctc, "open", lambda path, *a, **k: opened.append(str(path)) or open(path, *a, **k), raising=False
+    )
+    log_probs, lengths = emissions([{"c": 0.9}, BLANK, {"s": 0.5, "a": 0.45}, BLANK, {"t": 0.9}, BLANK])
+    text = tmp_path / "text.txt"
+    text.write_text("cat\ncut\ncot\n")
+    lm = build_lm([text], 2, tmp_path / "words.arpa").arpa
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("cat\tc a t |\ncut\tc u t |\ncot\tc o t |\n")
+    config = DecoderConfig(kind="beam", lexicon=str(lexicon), lm=str(lm), lm_weight=0.5)
+    # the LM check and the trie share one read; a second decoder over the same files reads nothing
+    assert build_decoder(config, TOKENIZER).decode(log_probs, lengths)[0][0].text == "cat"
+    assert build_decoder(config, TOKENIZER).decode(log_probs, lengths)[0][0].text == "cat"
+    assert opened.count(str(lexicon)) == 1
+    # an edited lexicon is read again, not served from the cache
+    lexicon.write_text("cut\tc u t |\n")
+    assert build_decoder(config, TOKENIZER).decode(log_probs, lengths)[0][0].text == "cut"
+    assert opened.count(str(lexicon)) == 2
