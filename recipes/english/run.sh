@@ -15,7 +15,8 @@
 # Environment variables:
 #   amounts of synthesized speech, in sentences (0 leaves a part out): SYNTH_LJSPEECH, SYNTH_AN4 and
 #   SYNTH_PHRASES (read by SYNTH_ENGINES, default espeak-ng,flite,festival), SYNTH_LJSPEECH_MORE (espeak-ng
-#   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice: pip install 'asr[tts]');
+#   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice), SYNTH_KOKORO and SYNTH_KOKORO_AN4
+#   (Kokoro-82M's blended voices, US and British; both neural engines: pip install 'asr[tts]');
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
@@ -38,6 +39,8 @@ SYNTH_AN4=${SYNTH_AN4:-1000}
 SYNTH_PHRASES=${SYNTH_PHRASES:-1200}
 SYNTH_PIPER=${SYNTH_PIPER:-0}
 SYNTH_PIPER_AN4=${SYNTH_PIPER_AN4:-0}
+SYNTH_KOKORO=${SYNTH_KOKORO:-0}
+SYNTH_KOKORO_AN4=${SYNTH_KOKORO_AN4:-0}
 SYNTH_ENGINES=${SYNTH_ENGINES:-espeak-ng,flite,festival}
 REPEAT_REAL=${REPEAT_REAL:-1}
 INIT=${INIT:-}
@@ -104,6 +107,8 @@ an4 an4 $SYNTH_AN4 $SYNTH_ENGINES 0
 phrases phrases $SYNTH_PHRASES $SYNTH_ENGINES 0
 piper_ljspeech ljspeech $SYNTH_PIPER piper 2
 piper_an4 an4 $SYNTH_PIPER_AN4 piper 3
+kokoro_ljspeech ljspeech $SYNTH_KOKORO kokoro 4
+kokoro_an4 an4 $SYNTH_KOKORO_AN4 kokoro 5
 PARTS
   # shellcheck disable=SC2086  # $parts is a list of paths without spaces
   cat "$data/train.jsonl" $parts > "$data/train_all.jsonl"
