@@ -5,16 +5,18 @@
 # write the per-speaker tables and the WER pooled over all of them to EXP/RESULTS.md.
 # Usage: recipes/fsdd/loso.sh --src ../shared/data/fsdd [--exp exp/fsdd_loso] [--config FILE]
 #          [--speakers "george jackson ..."] [--synth-per-digit N | --synth-speakers N]
-#          [--synth-engines LIST] [--python EXE]
+#          [--synth-engines LIST] [--seed N] [--python EXE]
 #   --synth-per-digit N   also train on each digit word read by N synthetic voices drawn anew for
 #                         every reading (default 100, 0 for the real speakers alone)
 #   --synth-speakers N    instead: N synthetic speakers (voice and pitch) that each read all ten digits
 #   --synth-engines LIST  asr synth --engines (default espeak-ng,flite,festival; also: mbrola)
+#   --seed N              training seed of every fold (asr train --seed; default: the config's). The
+#                         synthetic clips stay the same, so a run per seed measures training's spread
 set -euo pipefail
 recipe=$(cd "$(dirname "$0")" && pwd)
 src=""; exp="exp/fsdd_loso"; config="$recipe/conf.toml"; python="${PYTHON:-python3}"
 speakers="george jackson nicolas theo yweweler"
-synth_per_digit=100; synth_speakers=0; synth_engines="espeak-ng,flite,festival"
+synth_per_digit=100; synth_speakers=0; synth_engines="espeak-ng,flite,festival"; seed=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --src) src=$2; shift 2 ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
     --synth-per-digit) synth_per_digit=$2; shift 2 ;;
     --synth-speakers) synth_speakers=$2; shift 2 ;;
     --synth-engines) synth_engines=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --seed) seed=(--seed "$2"); shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +55,8 @@ for speaker in $speakers; do
   data="$exp/$speaker/data"
   asr prepare fsdd --src "$src" --out "$data" --holdout-speaker "$speaker"
   cat "$data/train.jsonl" $synth_manifest > "$data/train_all.jsonl"
-  asr train --config "$config" --train "$data/train_all.jsonl" --dev "$data/dev.jsonl" --exp "$exp/$speaker"
+  asr train --config "$config" --train "$data/train_all.jsonl" --dev "$data/dev.jsonl" --exp "$exp/$speaker" \
+    "${seed[@]}"
   asr lm build --text "$data/train.jsonl" --order 2 --out "$exp/$speaker/lm/words.arpa" \
     --lexicon "$exp/$speaker/lm/lexicon.txt" --vocab-from "$data/train.jsonl"
   asr evaluate --model "$exp/$speaker" --manifest "$data/test.jsonl" --out "$exp/$speaker/eval_unseen" \
