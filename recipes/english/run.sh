@@ -15,8 +15,9 @@
 # Environment variables:
 #   amounts of synthesized speech, in sentences (0 leaves a part out): SYNTH_LJSPEECH, SYNTH_AN4 and
 #   SYNTH_PHRASES (read by SYNTH_ENGINES, default espeak-ng,flite,festival), SYNTH_LJSPEECH_MORE (espeak-ng
-#   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice), SYNTH_KOKORO and SYNTH_KOKORO_AN4
-#   (Kokoro-82M's blended voices, US and British; both neural engines: pip install 'asr[tts]');
+#   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice), SYNTH_KOKORO, SYNTH_KOKORO_AN4 and
+#   SYNTH_KOKORO_MORE (Kokoro-82M's blended voices, US and British; the last a second sample of LJ Speech
+#   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]');
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
@@ -41,6 +42,7 @@ SYNTH_PIPER=${SYNTH_PIPER:-0}
 SYNTH_PIPER_AN4=${SYNTH_PIPER_AN4:-0}
 SYNTH_KOKORO=${SYNTH_KOKORO:-0}
 SYNTH_KOKORO_AN4=${SYNTH_KOKORO_AN4:-0}
+SYNTH_KOKORO_MORE=${SYNTH_KOKORO_MORE:-0}
 SYNTH_ENGINES=${SYNTH_ENGINES:-espeak-ng,flite,festival}
 REPEAT_REAL=${REPEAT_REAL:-1}
 INIT=${INIT:-}
@@ -109,6 +111,7 @@ piper_ljspeech ljspeech $SYNTH_PIPER piper 2
 piper_an4 an4 $SYNTH_PIPER_AN4 piper 3
 kokoro_ljspeech ljspeech $SYNTH_KOKORO kokoro 4
 kokoro_an4 an4 $SYNTH_KOKORO_AN4 kokoro 5
+kokoro_ljspeech_more ljspeech $SYNTH_KOKORO_MORE kokoro 6
 PARTS
   # shellcheck disable=SC2086  # $parts is a list of paths without spaces
   cat "$data/train.jsonl" $parts > "$data/train_all.jsonl"
