@@ -120,7 +120,7 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_eve
     )
     result = subprocess.run(
         ["bash", str(ROOT / "recipes" / "fsdd" / "loso.sh"), "--src", str(ROOT / "data" / "fsdd_demo"),
-         "--exp", str(tmp_path / "loso"), "--config", str(config), "--speakers", "theo",
+         "--exp", str(tmp_path / "loso"), "--config", str(config), "--speakers", "theo", "--seed", "7",
          *synth, "--python", sys.executable],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -132,6 +132,8 @@ def test_leave_one_speaker_out_script_trains_on_synthetic_voices_and_reports_eve
     synthetic = [json.loads(line)["speaker"] for line in combined[len(real) : len(real) + 10 * synth_speakers]]
     assert len(set(synthetic)) == synth_speakers and all(synthetic.count(s) == 10 for s in synthetic)
     assert not any('"theo' in line for line in real + combined)
+    # --seed reached asr train: the fold's config records it
+    assert "seed = 7" in (tmp_path / "loso" / "theo" / "config.toml").read_text().splitlines()
     for evaluation, decoder in (
         ("eval_unseen", "greedy"),
         ("eval_unseen_beam", "beam"),
