@@ -40,6 +40,24 @@ def default_torch_threads(env: dict) -> int:
     return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
 
 
+def train_command(config: Path, train: Path, dev: Path, exp: Path) -> list[str]:
+    """The ``asr train`` command line that trains ``config`` on ``train`` into ``exp``."""
+    return [
+        sys.executable,
+        "-m",
+        "asr",
+        "train",
+        "--config",
+        str(config),
+        "--train",
+        str(train),
+        "--dev",
+        str(dev),
+        "--exp",
+        str(exp),
+    ]
+
+
 def run_timed(command: list[str], env: dict, cap: float, log: Path) -> tuple[float, float, bool]:
     """Wall seconds, user CPU seconds (the process and the children it waited for) and whether
     it finished within ``cap`` seconds (else it is killed)."""
@@ -161,20 +179,7 @@ def main() -> None:
             model_dir = args.work / "model"
             shutil.rmtree(model_dir, ignore_errors=True)
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "asr",
-                    "train",
-                    "--config",
-                    str(config),
-                    "--train",
-                    str(train),
-                    "--dev",
-                    str(dev),
-                    "--exp",
-                    str(model_dir),
-                ],
+                train_command(config, train, dev, model_dir),
                 env=env,
                 check=True,
                 cwd=ROOT,
@@ -187,20 +192,7 @@ def main() -> None:
                 exp = args.work / f"exp_{way}_{count}"
                 if task == "train":
                     shutil.rmtree(exp, ignore_errors=True)
-                    command = [
-                        sys.executable,
-                        "-m",
-                        "asr",
-                        "train",
-                        "--config",
-                        str(config),
-                        "--train",
-                        str(train),
-                        "--dev",
-                        str(dev),
-                        "--exp",
-                        str(exp),
-                    ]
+                    command = train_command(config, train, dev, exp)
                 else:  # -v: transcribe logs its thread choice at debug level
                     command = [sys.executable, "-m", "asr", "-v", "transcribe", *files, "--model", str(model_dir)]
                 if way == "before":
