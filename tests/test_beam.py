@@ -176,6 +176,41 @@ def test_a_word_lm_alone_decodes_real_clips_as_with_its_lexicon_file(shared_data
     assert made.parent == lm.parent and made.read_text() == (tmp_path / "lexicon.txt").read_text()
 
 
+def test_tune_lm_stores_the_best_point_with_the_beam_it_was_tuned_at(shared_data, tmp_path, capsys):
+    """`asr tune-lm` on real FSDD clips: one row per LM weight x word score, and the model then
+    carries the best point together with the beam options given (``--beam-size-token`` included)."""
+    import json
+    import shutil
+
+    from asr.cli.main import main
+    from asr.data.dataset import Utterance, write_manifest
+    from asr.model.checkpoint import DEFAULT_MODEL
+
+    clips = [shared_data / "fsdd" / "recordings" / f"{name}.wav" for name in FSDD_TEST_CLIPS]
+    digits = "zero one two three four five six seven eight nine".split()
+    write_manifest(
+        tmp_path / "clips.jsonl",
+        [Utterance(str(c), digits[int(c.name[0])], soundfile.info(str(c)).duration, None, c.stem) for c in clips],
+    )
+    (tmp_path / "model" / "lm").mkdir(parents=True)
+    shutil.copy(DEFAULT_MODEL, tmp_path / "model" / "model.pt")  # tuning rewrites the model it is given
+    text = tmp_path / "text.txt"
+    text.write_text("one two three four five\nsix seven eight nine zero\nthe hero won a tree\n")
+    lm = build_lm([text], 2, tmp_path / "model" / "lm" / "words.arpa").arpa
+    shipped = DEFAULT_MODEL.read_bytes()
+    command = ["tune-lm", "--model", str(tmp_path / "model"), "--manifest", str(tmp_path / "clips.jsonl")]
+    command += ["--lm", str(lm), "--lm-weights", "0,2", "--word-scores=-1,0", "--beam-size", "20"]
+    assert main([*command, "--beam-size-token", "5", "--out", str(tmp_path / "table.json")]) == 0
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert [(p["lm_weight"], p["word_score"]) for p in table["points"]] == [(0, -1), (0, 0), (2, -1), (2, 0)]
+    best = min(table["points"], key=lambda p: p["wer"])
+    assert "best" in capsys.readouterr().out
+    stored = load_model(tmp_path / "model").decoder_config()
+    assert (stored.kind, stored.lm, stored.beam_size, stored.beam_size_token) == ("beam", str(lm), 20, 5)
+    assert (stored.lm_weight, stored.word_score) == (best["lm_weight"], best["word_score"])
+    assert DEFAULT_MODEL.read_bytes() == shipped
+
+
 def test_settings_resolve_model_then_command_line(tmp_path):
     stored = {"kind": "beam", "lm": "lm/words.arpa", "lexicon": "lm/lexicon.txt", "lm_weight": 0.7}
     config = resolve_decoder_config(stored, tmp_path, word_score=1.5)
@@ -274,8 +309,14 @@ def test_beam_search_matches_torchaudios_ctc_decoder(tmp_path):
     lengths = torch.tensor([40, 31, 17])
     symbols = token_symbols(TOKENIZER)
     settings = {"lm_weight": 0.8, "word_score": -0.5, "beam_size": 5, "beam_threshold": 15.0}
-    for lm, lexicon_file in ((words_lm, lexicon), (tokens_lm, None)):
-        config = DecoderConfig(kind="beam", lm=str(lm), lexicon=str(lexicon_file) if lexicon_file else None, **settings)
+    for lm, lexicon_file, tokens_per_frame in ((words_lm, lexicon, 0), (tokens_lm, None, 0), (words_lm, lexicon, 3)):
+        config = DecoderConfig(
+            kind="beam",
+            lm=str(lm),
+            lexicon=str(lexicon_file) if lexicon_file else None,
+            beam_size_token=tokens_per_frame,
+            **settings,
+        )
         ours = build_decoder(config, TOKENIZER)
         if lexicon_file:
             reference_lm = str(lm)
@@ -286,6 +327,7 @@ def test_beam_search_matches_torchaudios_ctc_decoder(tmp_path):
             tokens=symbols,
             lm=reference_lm,
             beam_size=5,
+            beam_size_token=tokens_per_frame or None,
             beam_threshold=15.0,
             lm_weight=0.8,
             word_score=-0.5,

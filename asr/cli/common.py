@@ -109,6 +109,12 @@ def add_decoder_options(p: argparse.ArgumentParser, tuning: bool = False) -> Non
     g.add_argument(
         "--beam-threshold", type=float, metavar="X", help="prune hypotheses this far below the best (else 10)"
     )
+    g.add_argument(
+        "--beam-size-token",
+        type=int,
+        metavar="N",
+        help="tokens tried per frame, the most probable first (else all)",
+    )
     if not tuning:
         g.add_argument("--lm-weight", type=float, metavar="W", help="LM weight (else 1)")
         g.add_argument("--word-score", type=float, metavar="X", help="score added per word (else 0)")
@@ -127,6 +133,7 @@ def decoder_overrides(args) -> dict:
         "lexicon": args.lexicon,
         "beam_size": args.beam_size,
         "beam_threshold": args.beam_threshold,
+        "beam_size_token": args.beam_size_token,
         "lm_weight": args.lm_weight,
         "word_score": args.word_score,
         "unk_score": args.unk_score,

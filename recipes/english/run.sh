@@ -21,7 +21,9 @@
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
-#   (pip install pocketsphinx; only this stage needs it), keeping LM_WORDS words, pruned at LM_PRUNE.
+#   (pip install pocketsphinx; only this stage needs it), keeping LM_WORDS words, pruned at LM_PRUNE;
+#   BEAM_SIZE and BEAM_SIZE_TOKEN: the beam search stage 4 tunes and stores as the model's default
+#   (default 200 hypotheses, 10 tokens per frame: README.md, "A wider beam").
 # The shipped model is two runs of this script (README.md, "Model and training").
 set -euo pipefail
 
@@ -50,6 +52,8 @@ GENERAL_LM=${GENERAL_LM:-0}
 LM_WORDS=${LM_WORDS:-20000}
 LM_PRUNE=${LM_PRUNE:-1e-7}
 LM_ORDER=${LM_ORDER:-2}
+BEAM_SIZE=${BEAM_SIZE:-200}
+BEAM_SIZE_TOKEN=${BEAM_SIZE_TOKEN:-10}
 TEST_SETS="ljspeech an4 fsdd vctk"  # vctk when --src has it (an unseen speaker, test only)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -140,7 +144,8 @@ if run_stage 4; then
     lm="$lm_dir/general.arpa"
     lexicon="$lm_dir/general_lexicon.txt"
   fi
-  asr tune-lm --model "$exp" --manifest "$data/dev.jsonl" --lm "$lm" --lexicon "$lexicon" --out "$lm_dir/tuning.json"
+  asr tune-lm --model "$exp" --manifest "$data/dev.jsonl" --lm "$lm" --lexicon "$lexicon" --out "$lm_dir/tuning.json" \
+    --beam-size "$BEAM_SIZE" --beam-size-token "$BEAM_SIZE_TOKEN"
 fi
 
 evaluate_all() {  # model, folder prefix
