@@ -23,7 +23,7 @@
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
 #   (pip install pocketsphinx; only this stage needs it), keeping LM_WORDS words, pruned at LM_PRUNE;
 #   BEAM_SIZE and BEAM_SIZE_TOKEN: the beam search stage 4 tunes and stores as the model's default
-#   (default 200 hypotheses, 10 tokens per frame: README.md, "A wider beam").
+#   (default 200 hypotheses, 8 tokens per frame: README.md, "A wider beam").
 # The shipped model is two runs of this script (README.md, "Model and training").
 set -euo pipefail
 
@@ -53,7 +53,7 @@ LM_WORDS=${LM_WORDS:-20000}
 LM_PRUNE=${LM_PRUNE:-1e-7}
 LM_ORDER=${LM_ORDER:-2}
 BEAM_SIZE=${BEAM_SIZE:-200}
-BEAM_SIZE_TOKEN=${BEAM_SIZE_TOKEN:-10}
+BEAM_SIZE_TOKEN=${BEAM_SIZE_TOKEN:-8}
 TEST_SETS="ljspeech an4 fsdd vctk"  # vctk when --src has it (an unseen speaker, test only)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
