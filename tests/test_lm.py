@@ -212,6 +212,33 @@ def test_lm_build_command_writes_arpa_and_lexicon(tmp_path):
     assert "maybe\tm a y b e |" in lexicon and "yes\ty e s |" in lexicon and len(lexicon) == 5
 
 
+def test_lm_build_leaves_out_the_tuning_sets_sentences(tmp_path):
+    # the dev manifest's transcript is dropped however it is punctuated, with its n-grams and the word "red"
+    text = _write(tmp_path / "t.txt", "the red car\nThe red, car!\na blue car\nthe blue sky\n")
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text('{"audio_filepath": "x.wav", "text": "the red car"}\n', encoding="utf-8")
+    command = [sys.executable, "-m", "asr", "lm", "build", "--text", str(text), "--order", "2"]
+    result = subprocess.run(
+        command + ["--out", str(tmp_path / "lm.arpa"), "--exclude", str(dev)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 sentences (2 left out: in " in result.stdout
+    bigrams = (tmp_path / "lm.arpa").read_text().split("\\2-grams:")[1]
+    assert "\tthe red" not in bigrams and "\tred car" not in bigrams and "\tblue car" in bigrams
+    assert arpa_vocabulary(tmp_path / "lm.arpa") == {BOS, EOS, UNK, "a", "blue", "car", "the", "sky"}
+    everything = _write(tmp_path / "all.txt", "the red car\n")
+    result = subprocess.run(
+        command[:6] + [str(everything), "--order", "2", "--out", str(tmp_path / "x.arpa"), "--exclude", str(dev)],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        result.returncode == 2
+        and "every sentence is a transcript of" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+
+
 def test_token_lm_predicts_every_token(tmp_path):
     built = build_lm([_write(tmp_path / "t.txt", "ab ba\n")], 3, tmp_path / "tok.arpa", units="tokens")
     vocabulary = arpa_vocabulary(built.arpa)

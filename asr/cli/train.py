@@ -106,9 +106,11 @@ def _cmd_lm_build(args) -> int:
         tokenizer=tokenizer,
         lexicon=lexicon,
         vocabulary_manifests=args.vocab_from or [],
+        exclude=args.exclude or [],
     )
+    left_out = f" ({built.excluded} left out: in {', '.join(args.exclude)})" if args.exclude else ""
     print(
-        f"{built.arpa}: order {args.order}, {built.sentences} sentences, {built.vocabulary} words, "
+        f"{built.arpa}: order {args.order}, {built.sentences} sentences{left_out}, {built.vocabulary} words, "
         f"n-grams {built.ngrams}"
     )
     if built.lexicon:
@@ -414,6 +416,13 @@ def _register_lm_build(actions) -> None:
         nargs="+",
         metavar="MANIFEST",
         help="add these manifests' words to the vocabulary and write a lexicon (to --lexicon, else LM.lexicon.txt)",
+    )
+    b.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="FILE",
+        help="leave out sentences equal to a transcript of these text files or manifests (the dev set that "
+        "asr tune-lm tunes on, so that its WER is measured on text the LM never read)",
     )
     b.add_argument("--model", help="spell the lexicon with this model's tokenizer (default: characters)")
     b.set_defaults(func=_cmd_lm_build)

@@ -304,6 +304,7 @@ class BuiltLM:
     sentences: int  # sentences read
     vocabulary: int  # predictable words (</s> and <unk> included)
     ngrams: list[int]  # n-grams listed per order
+    excluded: int = 0  # sentences left out because they equal a transcript of the exclude files
 
 
 def build_lm(
@@ -314,13 +315,16 @@ def build_lm(
     tokenizer=None,
     lexicon: str | Path | None = None,
     vocabulary_manifests: list[str | Path] = (),
+    exclude: list[str | Path] = (),
 ) -> BuiltLM:
     """Estimate an n-gram model from normalised sentences and write it as ARPA.
 
     ``units="words"`` models words (for lexicon decoding; ``lexicon`` then gets the
     vocabulary spelled in ``tokenizer``'s tokens, with the words of
     ``vocabulary_manifests`` added). ``units="tokens"`` models the tokenizer's
-    symbols, ``|`` between words (for lexicon-free decoding).
+    symbols, ``|`` between words (for lexicon-free decoding). Sentences equal, once normalised, to
+    a transcript of ``exclude`` (text files or manifests: the set the LM weight is tuned on) are left
+    out, so that tuning measures text the LM never read.
     """
     from asr.data.text import CharTokenizer, normalize_text
 
@@ -330,6 +334,14 @@ def build_lm(
         raise AsrError(f"order {order}: the beam decoder's KenLM cannot load a unigram model; use order 2 or more")
     tokenizer = tokenizer or CharTokenizer()
     sentences = normalized_sentences(text_files)
+    excluded_texts = set(normalized_sentences(exclude)) if exclude else set()
+    kept = [s for s in sentences if s not in excluded_texts]
+    if not kept:
+        raise AsrError(
+            f"{', '.join(map(str, text_files))}: every sentence is a transcript of {', '.join(map(str, exclude))} "
+            "(left out): no text is left to estimate the LM from"
+        )
+    excluded, sentences = len(sentences) - len(kept), kept
     extra = {w for path in vocabulary_manifests for line in read_sentences(path) for w in normalize_text(line).split()}
     if units == "words":
         tokenised = [s.split() for s in sentences]
@@ -351,4 +363,5 @@ def build_lm(
         len(sentences),
         len(model.vocabulary),
         [len(p) + (n == 0) for n, p in enumerate(model.probabilities)],
+        excluded,
     )

@@ -129,9 +129,9 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  log "4: word LM (order $LM_ORDER) and lexicon from $data/lm_text.txt, tuned on $data/dev.jsonl"
+  log "4: word LM (order $LM_ORDER) and lexicon from $data/lm_text.txt without dev's sentences, tuned on $data/dev.jsonl"
   asr lm build --text "$data/lm_text.txt" --order "$LM_ORDER" --out "$lm_dir/words.arpa" \
-    --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train_all.jsonl"
+    --lexicon "$lm_dir/lexicon.txt" --vocab-from "$data/train_all.jsonl" --exclude "$data/dev.jsonl"
   lm="$lm_dir/words.arpa"
   lexicon="$lm_dir/lexicon.txt"
   if [ "$GENERAL_LM" = 1 ]; then
