@@ -66,6 +66,40 @@ def test_mbrola_voices_speak_through_espeak_ng_and_name_their_packages(monkeypat
         synthesize([("hello", Voice("mbrola", "mb-us1", 1.0, 50))], tmp_path, jobs=1)
 
 
+def test_pico_and_rhvoice_commands_carry_rate_pitch_and_voice(tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("smith & sons <paid>\n", encoding="utf-8")
+    pico = Voice("pico", "en-GB", 1.15, 110).command(text_file, Path("out.wav"))
+    assert pico[:5] == ["pico2wave", "-l", "en-GB", "-w", "out.wav"]
+    assert pico[5] == '<speed level="115"><pitch level="110">smith &amp; sons &lt;paid&gt;</pitch></speed>'
+    rhvoice = Voice("rhvoice", "alan", 0.9, 40).command(text_file, Path("out.wav"))
+    assert rhvoice == ["RHVoice-test", "-p", "alan", "-r", "90", "-t", "40", "-i", str(text_file), "-o", "out.wav"]
+    pairs = assign_voices([f"sentence {i}" for i in range(40)], ["pico", "rhvoice"], per_text=1, seed=0)
+    assert {v.name for _, v in pairs if v.engine == "pico"} == {"en-GB", "en-US"}
+    assert len({v.name for _, v in pairs if v.engine == "rhvoice"}) > 3
+    assert all(80 <= v.pitch <= 125 for _, v in pairs if v.engine == "pico")
+    assert all(30 <= v.pitch <= 70 for _, v in pairs if v.engine == "rhvoice")
+
+
+def test_missing_pico_and_rhvoice_name_their_debian_packages(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda program: None)
+    with pytest.raises(AsrError, match=r"pico, rhvoice.*apt-get install libttspico-utils rhvoice rhvoice-english"):
+        synthesize([("a", Voice("pico", "en-GB")), ("b", Voice("rhvoice", "slt"))], tmp_path, jobs=1)
+
+
+@pytest.mark.skipif(not (shutil.which("pico2wave") and shutil.which("RHVoice-test")), reason="pico or rhvoice missing")
+def test_pico_and_rhvoice_speak_at_the_drawn_rate(tmp_path):
+    text = "the prisoners were taken to the old jail"
+    slow_fast = [(text, Voice(engine, name, rate, 100 if engine == "pico" else 50))
+                 for engine, name in (("pico", "en-GB"), ("rhvoice", "clb")) for rate in (0.85, 1.2)]  # fmt: skip
+    utterances, failures = synthesize(slow_fast, tmp_path, jobs=2)
+    assert failures == [] and len(utterances) == 4
+    for slow, fast in (utterances[:2], utterances[2:]):
+        assert slow.duration > 1.2 * fast.duration  # the rate reached the engine
+        audio, _rate = soundfile.read(fast.audio_filepath)
+        assert abs(audio).max() > 0.05  # speech, not silence
+
+
 def test_the_cache_key_changes_with_every_voice_setting():
     voice = Voice("espeak-ng", "en-us+m3", 1.0, 50)
     names = {

