@@ -17,7 +17,9 @@
 #   SYNTH_PHRASES (read by SYNTH_ENGINES, default espeak-ng,flite,festival), SYNTH_LJSPEECH_MORE (espeak-ng
 #   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice), SYNTH_KOKORO, SYNTH_KOKORO_AN4 and
 #   SYNTH_KOKORO_MORE (Kokoro-82M's blended voices, US and British; the last a second sample of LJ Speech
-#   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]');
+#   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]'), SYNTH_PICO_RHVOICE and
+#   SYNTH_PICO_RHVOICE_AN4 (SVOX Pico's British and American voices and RHVoice's six English ones;
+#   Debian's libttspico-utils, from the non-free component, and rhvoice rhvoice-english);
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
@@ -45,6 +47,8 @@ SYNTH_PIPER_AN4=${SYNTH_PIPER_AN4:-0}
 SYNTH_KOKORO=${SYNTH_KOKORO:-0}
 SYNTH_KOKORO_AN4=${SYNTH_KOKORO_AN4:-0}
 SYNTH_KOKORO_MORE=${SYNTH_KOKORO_MORE:-0}
+SYNTH_PICO_RHVOICE=${SYNTH_PICO_RHVOICE:-0}
+SYNTH_PICO_RHVOICE_AN4=${SYNTH_PICO_RHVOICE_AN4:-0}
 SYNTH_ENGINES=${SYNTH_ENGINES:-espeak-ng,flite,festival}
 REPEAT_REAL=${REPEAT_REAL:-1}
 INIT=${INIT:-}
@@ -78,12 +82,17 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 lm_dir="$exp/lm"
 
 if run_stage 0; then
-  missing=$("$python" -c 'from asr.data.synth import missing_engines
-print(" ".join(sorted(set(" ".join(missing_engines(["espeak-ng", "flite", "festival"]).values()).split()))))')
+  engines="espeak-ng flite festival"
+  [ $((SYNTH_PICO_RHVOICE + SYNTH_PICO_RHVOICE_AN4)) -eq 0 ] || engines="$engines pico rhvoice"
+  # shellcheck disable=SC2086  # $engines is a list of names without spaces
+  missing=$("$python" -c 'import sys
+from asr.data.synth import missing_engines
+print(" ".join(sorted(set(" ".join(missing_engines(sys.argv[1:]).values()).split()))))' $engines)
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
       log "0: apt-get install $missing"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing > /dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing > /dev/null || {
+        echo "apt-get could not install: $missing (libttspico-utils is in Debian's non-free component)" >&2; exit 2; }
     else
       echo "missing speech synthesizers; install them with: sudo apt-get install $missing" >&2; exit 2
     fi
@@ -116,6 +125,8 @@ piper_an4 an4 $SYNTH_PIPER_AN4 piper 3
 kokoro_ljspeech ljspeech $SYNTH_KOKORO kokoro 4
 kokoro_an4 an4 $SYNTH_KOKORO_AN4 kokoro 5
 kokoro_ljspeech_more ljspeech $SYNTH_KOKORO_MORE kokoro 6
+pico_rhvoice_ljspeech ljspeech $SYNTH_PICO_RHVOICE pico,rhvoice 7
+pico_rhvoice_an4 an4 $SYNTH_PICO_RHVOICE_AN4 pico,rhvoice 8
 PARTS
   # shellcheck disable=SC2086  # $parts is a list of paths without spaces
   cat "$data/train.jsonl" $parts > "$data/train_all.jsonl"
