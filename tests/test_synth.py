@@ -76,7 +76,7 @@ def test_pico_and_rhvoice_commands_carry_rate_pitch_and_voice(tmp_path):
     assert rhvoice == ["RHVoice-test", "-p", "alan", "-r", "90", "-t", "40", "-i", str(text_file), "-o", "out.wav"]
     pairs = assign_voices([f"sentence {i}" for i in range(40)], ["pico", "rhvoice"], per_text=1, seed=0)
     assert {v.name for _, v in pairs if v.engine == "pico"} == {"en-GB", "en-US"}
-    assert len({v.name for _, v in pairs if v.engine == "rhvoice"}) > 3
+    assert {v.name for _, v in pairs if v.engine == "rhvoice"} == {"alan", "bdl", "clb", "slt"}  # no NC voices
     assert all(80 <= v.pitch <= 125 for _, v in pairs if v.engine == "pico")
     assert all(30 <= v.pitch <= 70 for _, v in pairs if v.engine == "rhvoice")
 

@@ -140,9 +140,10 @@ def _register_synth(sub) -> None:
         "hash of text and voice: a second run only makes what is missing. Needs the Debian packages "
         "espeak-ng, flite, festival, festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts for the engines "
         "asked for; mbrola needs mbrola and its mbrola-* voices (components contrib and non-free; the "
-        "voices' licence forbids commercial use); pico needs libttspico-utils (non-free), rhvoice needs "
-        "rhvoice and rhvoice-english; piper and kokoro need the tts extra (pip install 'asr[tts]'), "
-        "and kokoro also espeak-ng, which phonemizes the text in US or British English for it.",
+        "voices' licence forbids commercial use); pico needs libttspico-utils, rhvoice needs rhvoice and "
+        "rhvoice-english (both in Debian's non-free component); piper and kokoro need the tts extra "
+        "(pip install 'asr[tts]'), and kokoro also espeak-ng, which phonemizes the text in US or British "
+        "English for it.",
         examples(
             "asr synth --text data/english/synth_ljspeech.txt --max-texts 2000 --out data/english/synth",
             "asr synth --text digits.txt --speakers 20 --engines espeak-ng,flite --out synth/digits",

@@ -76,13 +76,12 @@ ESPEAK_VARIANTS = (  # human-sounding variants of espeak-ng's !v folder (robots,
 FLITE_VOICES = ("kal", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 PICO_VOICES = ("en-GB", "en-US")  # SVOX Pico's two English voices, both female: British and American
-RHVOICE_VOICES = (  # RHVoice's English voices, statistical models of real speakers' recordings
-    "alan",  # Scottish male (CMU ARCTIC awb's recordings)
-    "bdl",  # US male (CMU ARCTIC)
-    "clb",  # US female (CMU ARCTIC)
-    "slt",  # US female (CMU ARCTIC)
-    "evgeniy-eng",  # Russian-accented male
-    "lyubov",  # Russian-accented female
+RHVOICE_VOICES = (  # RHVoice's English voices under its LGPL-2.1+ (models of CMU ARCTIC speakers); its
+    # evgeniy-eng and lyubov are left out: their CC BY-NC-ND 4.0 licence forbids commercial use
+    "alan",  # Scottish male
+    "bdl",  # US male
+    "clb",  # US female
+    "slt",  # US female
 )
 RATE_RANGE = (0.85, 1.2)  # speaking-rate factors drawn uniformly for each synthesized sentence
 ESPEAK_ENGINES = ("espeak-ng", "mbrola")  # mbrola voices are espeak-ng voices that speak through mbrola

@@ -19,7 +19,7 @@
 #   SYNTH_KOKORO_MORE (Kokoro-82M's blended voices, US and British; the last a second sample of LJ Speech
 #   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]'), SYNTH_PICO_RHVOICE and
 #   SYNTH_PICO_RHVOICE_AN4 (SVOX Pico's British and American voices and RHVoice's six English ones;
-#   Debian's libttspico-utils, from the non-free component, and rhvoice rhvoice-english);
+#   Debian's libttspico-utils, rhvoice and rhvoice-english, from the non-free component);
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
@@ -92,7 +92,7 @@ print(" ".join(sorted(set(" ".join(missing_engines(sys.argv[1:]).values()).split
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
       log "0: apt-get install $missing"
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing > /dev/null || {
-        echo "apt-get could not install: $missing (libttspico-utils is in Debian's non-free component)" >&2; exit 2; }
+        echo "apt-get could not install: $missing (libttspico-utils and rhvoice are in Debian's non-free component)" >&2; exit 2; }
     else
       echo "missing speech synthesizers; install them with: sudo apt-get install $missing" >&2; exit 2
     fi
