@@ -18,7 +18,7 @@
 #   and flite), SYNTH_PIPER and SYNTH_PIPER_AN4 (piper's neural voice), SYNTH_KOKORO, SYNTH_KOKORO_AN4 and
 #   SYNTH_KOKORO_MORE (Kokoro-82M's blended voices, US and British; the last a second sample of LJ Speech
 #   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]'), SYNTH_PICO_RHVOICE and
-#   SYNTH_PICO_RHVOICE_AN4 (SVOX Pico's British and American voices and RHVoice's six English ones;
+#   SYNTH_PICO_RHVOICE_AN4 (SVOX Pico's British and American voices and RHVoice's four LGPL English ones;
 #   Debian's libttspico-utils, rhvoice and rhvoice-english, from the non-free component);
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
