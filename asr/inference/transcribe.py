@@ -45,8 +45,8 @@ class SegmentText:
 @dataclass(frozen=True)
 class LongFormConfig:
     segmenter: SegmenterConfig = SegmenterConfig()  # where long files are cut
-    batch_size: int = 8  # segments run through the network and the decoder together
-    pool_batches: int = 4  # batches' worth of segments read ahead and sorted by length before batching
+    batch_size: int = 32  # segments run through the network and the decoder together
+    pool_batches: int = 2  # batches' worth of segments read ahead and sorted by length before batching
     block_seconds: float = 30.0  # audio read from the file at a time
 
 
@@ -137,7 +137,9 @@ def transcribe_file(
 def _batches(segments: Iterable[Segment], size: int, pool_batches: int) -> Iterator[list[Segment]]:
     """Batches of ``size`` segments of similar length: ``pool_batches`` batches' worth of segments
     at a time, sorted by length (consecutive segments padded together waste about half the
-    network's work on LJ Speech clips with pauses; sorted pools of 4 x 8 waste 15 %)."""
+    network's work on LJ Speech clips with pauses; sorted pools of 4 x 8 waste 15 %). Batches of
+    32 from pools of 2 x 32 decode a 20-minute recording 1.7x faster than 4 x 8 on a 2-core Xeon,
+    with the same text (README, "Speed")."""
     iterator = iter(segments)
     while pool := sorted(islice(iterator, size * pool_batches), key=lambda s: len(s.samples)):
         for first in range(0, len(pool), size):
