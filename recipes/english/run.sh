@@ -19,7 +19,8 @@
 #   SYNTH_KOKORO_MORE (Kokoro-82M's blended voices, US and British; the last a second sample of LJ Speech
 #   sentences, drawn with another seed; both neural engines: pip install 'asr[tts]'), SYNTH_PICO_RHVOICE and
 #   SYNTH_PICO_RHVOICE_AN4 (SVOX Pico's British and American voices and RHVoice's four LGPL English ones;
-#   Debian's libttspico-utils, rhvoice and rhvoice-english, from the non-free component);
+#   Debian's libttspico-utils, rhvoice and rhvoice-english, from the non-free component) and
+#   SYNTH_PICO_RHVOICE_MORE (the same engines on a second sample of LJ Speech sentences, another seed);
 #   REPEAT_REAL: list the real LJ Speech and AN4 training clips this many times (default 1);
 #   INIT: a model to fine-tune from (stage 3 passes it to asr train --init);
 #   GENERAL_LM=1: stage 4 mixes in CMU's general-English LM from the pocketsphinx wheel
@@ -49,6 +50,7 @@ SYNTH_KOKORO_AN4=${SYNTH_KOKORO_AN4:-0}
 SYNTH_KOKORO_MORE=${SYNTH_KOKORO_MORE:-0}
 SYNTH_PICO_RHVOICE=${SYNTH_PICO_RHVOICE:-0}
 SYNTH_PICO_RHVOICE_AN4=${SYNTH_PICO_RHVOICE_AN4:-0}
+SYNTH_PICO_RHVOICE_MORE=${SYNTH_PICO_RHVOICE_MORE:-0}
 SYNTH_ENGINES=${SYNTH_ENGINES:-espeak-ng,flite,festival}
 REPEAT_REAL=${REPEAT_REAL:-1}
 INIT=${INIT:-}
@@ -83,7 +85,7 @@ lm_dir="$exp/lm"
 
 if run_stage 0; then
   engines="espeak-ng flite festival"
-  [ $((SYNTH_PICO_RHVOICE + SYNTH_PICO_RHVOICE_AN4)) -eq 0 ] || engines="$engines pico rhvoice"
+  [ $((SYNTH_PICO_RHVOICE + SYNTH_PICO_RHVOICE_AN4 + SYNTH_PICO_RHVOICE_MORE)) -eq 0 ] || engines="$engines pico rhvoice"
   # shellcheck disable=SC2086  # $engines is a list of names without spaces
   missing=$("$python" -c 'import sys
 from asr.data.synth import missing_engines
@@ -127,6 +129,7 @@ kokoro_an4 an4 $SYNTH_KOKORO_AN4 kokoro 5
 kokoro_ljspeech_more ljspeech $SYNTH_KOKORO_MORE kokoro 6
 pico_rhvoice_ljspeech ljspeech $SYNTH_PICO_RHVOICE pico,rhvoice 7
 pico_rhvoice_an4 an4 $SYNTH_PICO_RHVOICE_AN4 pico,rhvoice 8
+pico_rhvoice_ljspeech_more ljspeech $SYNTH_PICO_RHVOICE_MORE pico,rhvoice 9
 PARTS
   # shellcheck disable=SC2086  # $parts is a list of paths without spaces
   cat "$data/train.jsonl" $parts > "$data/train_all.jsonl"
